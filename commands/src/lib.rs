@@ -1,0 +1,30 @@
+//! # commands
+//!
+//! accountd's write side: everything that turns a parsed command into committed events, on
+//! PostgreSQL (postgres-es's table) or on the embedded SQLite store (sqlite-es's table).
+//!
+//! # Layout
+//! - [`store`]: the two backends, migrations, and the gap-free global reader (`read_after`).
+//! - [`executor`]: load → decide → append with per-event metadata and hash chain, retrying a
+//!   lost race for a sequence.
+//! - [`context`]: who issued a command and from where (becomes event metadata).
+//! - [`claims`]: values owned by at most one account (login email, login mobile, server IP).
+//! - [`hasher`]: Argon2id on a bounded blocking pool, refusing work beyond capacity.
+//! - [`secrets`]: the keyring behind code HMACs, token digests, sealing and decoys.
+//! - [`service`]: the `CommandService` flows the gateway calls (sign-up with claims, …).
+//! - [`testing`]: a fresh PostgreSQL database or SQLite file per test.
+#![forbid(unsafe_code)]
+
+pub mod claims;
+pub mod context;
+pub mod executor;
+pub mod hasher;
+pub mod secrets;
+pub mod service;
+pub mod store;
+pub mod testing;
+
+pub use context::{Actor, CommandContext};
+pub use executor::{CommandError, Committed, Executor, Loaded};
+pub use service::CommandService;
+pub use store::{Checkpoint, RecordedEvent, Store, StoreError};

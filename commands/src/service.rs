@@ -1,0 +1,255 @@
+//! The command flows: a parsed request in, committed events (or a domain refusal) out. Each
+//! flow does what the aggregate cannot: claims across accounts, new ids, and Argon2 work,
+//! before it runs the command.
+
+use domain::account::{rejection, AccountCommand, VerificationMethod};
+use domain::password::{Password, PasswordPolicy};
+use domain::values::{AccountId, Email};
+use domain::{Account, DomainError, DomainServices, PasswordCheck, SessionId};
+use uuid::Uuid;
+
+use crate::claims::{ClaimError, ClaimKind};
+use crate::context::CommandContext;
+use crate::executor::{CommandError, Committed, Executor, Loaded};
+use crate::hasher::{Overloaded, PasswordHasher};
+use crate::secrets::Keyring;
+use crate::store::{Store, StoreError};
+
+/// Why a flow did not succeed: a rule, or a technical failure the caller answers with 503.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CommandError<DomainError>> for ServiceError {
+    fn from(e: CommandError<DomainError>) -> Self {
+        match e {
+            CommandError::Domain(e) => Self::Domain(e),
+            CommandError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl From<ClaimError> for ServiceError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::Taken => Self::Domain(DomainError::Conflict),
+            ClaimError::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// What a sign-up by email made.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub account_id: AccountId,
+    /// The id of the code sent to the new contact email.
+    pub code_id: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct CommandService {
+    executor: Executor,
+    hasher: PasswordHasher,
+    keyring: Keyring,
+}
+
+impl CommandService {
+    pub fn new(
+        store: Store,
+        keyring: Keyring,
+        hasher: PasswordHasher,
+        policy: PasswordPolicy,
+    ) -> Self {
+        let services = DomainServices {
+            clock: std::sync::Arc::new(domain::SystemClock),
+            secrets: std::sync::Arc::new(keyring.clone()),
+            password_policy: policy,
+        };
+        Self::with_services(store, keyring, hasher, services)
+    }
+
+    /// With the domain services given (tests inject a clock).
+    pub fn with_services(
+        store: Store,
+        keyring: Keyring,
+        hasher: PasswordHasher,
+        services: DomainServices,
+    ) -> Self {
+        Self {
+            executor: Executor::new(store, services),
+            hasher,
+            keyring,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.executor.store()
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn policy(&self) -> &PasswordPolicy {
+        &self.executor.services().password_policy
+    }
+
+    /// The account `id` as the store holds it now.
+    pub async fn account(&self, id: &AccountId) -> Result<Loaded<Account>, StoreError> {
+        self.executor.load::<Account>(id.as_str()).await
+    }
+
+    /// Runs an account command; a recorded refusal (wrong code, wrong password) is returned as
+    /// its error after its events are stored.
+    pub async fn execute(
+        &self,
+        id: &AccountId,
+        command: AccountCommand,
+        context: &CommandContext,
+    ) -> Result<Committed<Account>, ServiceError> {
+        let committed = self
+            .executor
+            .execute::<Account>(id.as_str(), command, context)
+            .await?;
+        match rejection(&committed.events) {
+            Some(refusal) => Err(refusal.into()),
+            None => Ok(committed),
+        }
+    }
+
+    /// Sign-up by email: claims the login email, takes the next account id, hashes the password
+    /// and registers the account. The claim is released if registration does not commit.
+    pub async fn sign_up_with_email(
+        &self,
+        login_email: Email,
+        password: &Password,
+        context: &CommandContext,
+    ) -> Result<SignedUp, ServiceError> {
+        let password_hash = self.hasher.hash(password).await?;
+        let account_id = AccountId::from_number(self.store().next_account_number().await?)
+            .map_err(DomainError::from)?;
+        let store = self.store();
+        store
+            .claim(
+                ClaimKind::LoginEmail,
+                login_email.as_str(),
+                account_id.as_str(),
+            )
+            .await?;
+        let code_id = Uuid::new_v4().to_string();
+        let command = AccountCommand::RegisterWithEmail {
+            account_id: account_id.clone(),
+            login_email: login_email.clone(),
+            password_hash,
+            code_id: code_id.clone(),
+        };
+        match self.execute(&account_id, command, context).await {
+            Ok(_) => {
+                store
+                    .hold(
+                        ClaimKind::LoginEmail,
+                        login_email.as_str(),
+                        account_id.as_str(),
+                    )
+                    .await?;
+                Ok(SignedUp {
+                    account_id,
+                    code_id,
+                })
+            }
+            Err(e) => {
+                if let Err(release) = store
+                    .release(
+                        ClaimKind::LoginEmail,
+                        login_email.as_str(),
+                        account_id.as_str(),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %release, "could not release a failed sign-up's claim");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A password check of `candidate` against the account's current password.
+    pub async fn check_password(
+        &self,
+        account: &Account,
+        candidate: &str,
+    ) -> Result<PasswordCheck, Overloaded> {
+        let matches = match &account.password {
+            Some(current) => self.hasher.verify(candidate, &current.hash).await?,
+            None => false,
+        };
+        Ok(PasswordCheck {
+            against_version: account.password_version(),
+            matches,
+        })
+    }
+
+    /// Step-up by password in one go (start and confirm), for the session `session`.
+    pub async fn verify_identity_with_password(
+        &self,
+        id: &AccountId,
+        session: &SessionId,
+        candidate: &str,
+        context: &CommandContext,
+    ) -> Result<Committed<Account>, ServiceError> {
+        let verification_id = Uuid::new_v4().to_string();
+        self.retry_on_stale_check(|| async {
+            let loaded = self.account(id).await?;
+            loaded.state.step_up_target(VerificationMethod::Password)?;
+            let check = self.check_password(&loaded.state, candidate).await?;
+            let command = AccountCommand::ConfirmIdentityWithPassword {
+                verification_id: verification_id.clone(),
+                session_id: session.clone(),
+                check,
+            };
+            self.execute(id, command, context).await
+        })
+        .await
+    }
+
+    /// Changes the contact email (needs a valid step-up of `session`); a code goes to it.
+    pub async fn change_contact_email(
+        &self,
+        id: &AccountId,
+        session: &SessionId,
+        email: Email,
+        context: &CommandContext,
+    ) -> Result<Committed<Account>, ServiceError> {
+        let command = AccountCommand::ChangeContactEmail {
+            session_id: session.clone(),
+            email,
+            code_id: Uuid::new_v4().to_string(),
+        };
+        self.execute(id, command, context).await
+    }
+
+    /// Re-runs a flow whose password check raced with a password change.
+    async fn retry_on_stale_check<T, F, Fut>(&self, mut flow: F) -> Result<T, ServiceError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        for _ in 0..3 {
+            match flow().await {
+                Err(ServiceError::Domain(DomainError::StalePasswordCheck)) => continue,
+                other => return other,
+            }
+        }
+        flow().await
+    }
+}

@@ -1,0 +1,266 @@
+//! Every event of the account stream (SPEC §4). Names are part of the contract: the variant
+//! name is the stored `event_type`, and a test pins them all.
+//!
+//! Times that rules depend on travel in the payload (`at`, `expires_at`, …) because `apply`
+//! sees only the event, never the metadata.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{Channel, CodePurpose};
+use crate::services::{Digest, PasswordHash, Sealed, SessionId};
+use crate::values::{AccountId, Email, Mobile, ServerIp};
+
+/// A contact value and whether its holder proved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verifiable<T> {
+    pub value: T,
+    pub verified: bool,
+}
+
+/// How an identity was verified (step-up) or how someone signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    Sms,
+    Email,
+    Password,
+}
+
+impl VerificationMethod {
+    pub fn channel(self) -> Option<Channel> {
+        match self {
+            Self::Sms => Some(Channel::Sms),
+            Self::Email => Some(Channel::Email),
+            Self::Password => None,
+        }
+    }
+}
+
+/// Why a password changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordChangeReason {
+    /// `PUT /v1/me/password`.
+    Change,
+    /// The password set when a login email was bound to an account without one.
+    LoginEmailBound,
+}
+
+/// How someone asked to recover their account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryMethod {
+    Mobile,
+    AccountId,
+    ServerIp,
+}
+
+/// One account line of an account-information message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    pub account_id: AccountId,
+    /// `j***n@example.com`, or none when the account has no login email.
+    pub masked_login_email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccountEvent {
+    AccountRegistered {
+        account_id: AccountId,
+        login_email: Option<Email>,
+        login_mobile: Option<Mobile>,
+        contact_mobile: Option<Verifiable<Mobile>>,
+        contact_email: Option<Verifiable<Email>>,
+        recovery_mobile: Option<Mobile>,
+        password_hash: Option<PasswordHash>,
+        registered_at: DateTime<Utc>,
+    },
+    VerificationCodeIssued {
+        code_id: String,
+        purpose: CodePurpose,
+        channel: Channel,
+        target: String,
+        code_digest: Digest,
+        sealed_code: Sealed,
+        expires_at: DateTime<Utc>,
+        bound_to: Option<String>,
+    },
+    VerificationFailed {
+        code_id: String,
+        purpose: CodePurpose,
+        failures: u8,
+        at: DateTime<Utc>,
+    },
+    IdentityVerified {
+        verification_id: String,
+        method: VerificationMethod,
+        session_id: SessionId,
+        verified_until: DateTime<Utc>,
+    },
+    ContactMobileChanged {
+        previous: Option<Mobile>,
+        mobile: Mobile,
+    },
+    ContactEmailChanged {
+        previous: Option<Email>,
+        email: Email,
+    },
+    ContactMobileVerified {
+        mobile: Mobile,
+    },
+    ContactEmailVerified {
+        email: Email,
+    },
+    RecoveryMobileChangeRequested {
+        mobile: Mobile,
+    },
+    RecoveryEmailChangeRequested {
+        email: Email,
+    },
+    RecoveryMobileChanged {
+        previous: Option<Mobile>,
+        mobile: Mobile,
+    },
+    RecoveryEmailChanged {
+        previous: Option<Email>,
+        email: Email,
+    },
+    LoginEmailBindingRequested {
+        email: Email,
+        /// The password chosen for an account that had none; set at confirmation.
+        password_hash: Option<PasswordHash>,
+    },
+    LoginEmailBound {
+        email: Email,
+    },
+    PasswordChanged {
+        password_hash: PasswordHash,
+        reason: PasswordChangeReason,
+        changed_at: DateTime<Utc>,
+    },
+    ResetTokenIssued {
+        token_digest: Digest,
+        sealed_token: Sealed,
+        login_email: Email,
+        expires_at: DateTime<Utc>,
+    },
+    PasswordReset {
+        password_hash: PasswordHash,
+        reset_at: DateTime<Utc>,
+    },
+    /// Recorded at each successful sign-in; it ends a run of failed password checks.
+    /// Not in SPEC §4's table: without it the aggregate could not tell that "a success resets
+    /// the count" (see docs/adr/0002-domain-model.md).
+    SignedIn {
+        method: VerificationMethod,
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
+    SignInFailed {
+        consecutive_failures: u32,
+        at: DateTime<Utc>,
+    },
+    SignInLocked {
+        until: DateTime<Utc>,
+    },
+    AccountRecoveryRequested {
+        method: RecoveryMethod,
+        recovery_id: Option<String>,
+    },
+    AccountRecoveryConfirmationFailed {
+        recovery_id: String,
+    },
+    AccountInfoSent {
+        message_id: String,
+        mobile: Mobile,
+        accounts: Vec<AccountSummary>,
+    },
+    ServerIpAssigned {
+        instance_id: String,
+        public_ip: ServerIp,
+        assigned_at: DateTime<Utc>,
+    },
+    ServerIpReleased {
+        instance_id: String,
+        public_ip: ServerIp,
+        released_at: DateTime<Utc>,
+    },
+    PasswordExpiryReminderSent {
+        password_changed_at: DateTime<Utc>,
+    },
+}
+
+impl AccountEvent {
+    /// Every stored event type, in SPEC §4 order (plus `SignedIn`). Pinned by a test.
+    pub const TYPES: [&'static str; 26] = [
+        "AccountRegistered",
+        "VerificationCodeIssued",
+        "VerificationFailed",
+        "IdentityVerified",
+        "ContactMobileChanged",
+        "ContactEmailChanged",
+        "ContactMobileVerified",
+        "ContactEmailVerified",
+        "RecoveryMobileChangeRequested",
+        "RecoveryEmailChangeRequested",
+        "RecoveryMobileChanged",
+        "RecoveryEmailChanged",
+        "LoginEmailBindingRequested",
+        "LoginEmailBound",
+        "PasswordChanged",
+        "ResetTokenIssued",
+        "PasswordReset",
+        "SignedIn",
+        "SignInFailed",
+        "SignInLocked",
+        "AccountRecoveryRequested",
+        "AccountRecoveryConfirmationFailed",
+        "AccountInfoSent",
+        "ServerIpAssigned",
+        "ServerIpReleased",
+        "PasswordExpiryReminderSent",
+    ];
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::AccountRegistered { .. } => "AccountRegistered",
+            Self::VerificationCodeIssued { .. } => "VerificationCodeIssued",
+            Self::VerificationFailed { .. } => "VerificationFailed",
+            Self::IdentityVerified { .. } => "IdentityVerified",
+            Self::ContactMobileChanged { .. } => "ContactMobileChanged",
+            Self::ContactEmailChanged { .. } => "ContactEmailChanged",
+            Self::ContactMobileVerified { .. } => "ContactMobileVerified",
+            Self::ContactEmailVerified { .. } => "ContactEmailVerified",
+            Self::RecoveryMobileChangeRequested { .. } => "RecoveryMobileChangeRequested",
+            Self::RecoveryEmailChangeRequested { .. } => "RecoveryEmailChangeRequested",
+            Self::RecoveryMobileChanged { .. } => "RecoveryMobileChanged",
+            Self::RecoveryEmailChanged { .. } => "RecoveryEmailChanged",
+            Self::LoginEmailBindingRequested { .. } => "LoginEmailBindingRequested",
+            Self::LoginEmailBound { .. } => "LoginEmailBound",
+            Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::ResetTokenIssued { .. } => "ResetTokenIssued",
+            Self::PasswordReset { .. } => "PasswordReset",
+            Self::SignedIn { .. } => "SignedIn",
+            Self::SignInFailed { .. } => "SignInFailed",
+            Self::SignInLocked { .. } => "SignInLocked",
+            Self::AccountRecoveryRequested { .. } => "AccountRecoveryRequested",
+            Self::AccountRecoveryConfirmationFailed { .. } => "AccountRecoveryConfirmationFailed",
+            Self::AccountInfoSent { .. } => "AccountInfoSent",
+            Self::ServerIpAssigned { .. } => "ServerIpAssigned",
+            Self::ServerIpReleased { .. } => "ServerIpReleased",
+            Self::PasswordExpiryReminderSent { .. } => "PasswordExpiryReminderSent",
+        }
+    }
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        self.type_name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        crate::EVENT_VERSION.to_owned()
+    }
+}

@@ -1,0 +1,66 @@
+//! The one domain error: a variant per rule of SPEC §2. No technical errors live here; the
+//! gateway maps each variant to its problem code in one `match`.
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use crate::password::PasswordPolicyViolation;
+use crate::values::ValueError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DomainError {
+    #[error(transparent)]
+    InvalidValue(#[from] ValueError),
+    #[error(transparent)]
+    PasswordPolicy(#[from] PasswordPolicyViolation),
+    #[error("the new password and its confirmation differ")]
+    PasswordMismatch,
+    #[error("the new password must differ from the last passwords")]
+    PasswordReused,
+
+    #[error("the account does not exist")]
+    AccountNotFound,
+    #[error("the account already exists")]
+    AccountAlreadyExists,
+    #[error("this request needs a recent identity verification")]
+    IdentityVerificationRequired,
+    #[error("the account has no {0} to verify with")]
+    VerificationMethodUnavailable(&'static str),
+    #[error("the code is wrong")]
+    InvalidCode,
+    #[error("the code has expired or is no longer valid; ask for a new one")]
+    CodeExpired,
+    #[error("a verification code is required")]
+    CodeRequired,
+    #[error("wrong credentials")]
+    InvalidCredentials,
+    #[error("password sign-in is locked after too many failures")]
+    Locked { until: DateTime<Utc> },
+    /// The password changed between the command layer's check and the command: check again.
+    #[error("the password changed while the request was checked")]
+    StalePasswordCheck,
+
+    #[error("the account has no login email")]
+    LoginEmailRequired,
+    #[error("the account already has a login email")]
+    LoginEmailAlreadyBound,
+    #[error("a password is required to bind a login email to an account without one")]
+    PasswordRequired,
+    #[error("the account already has a password; change it separately")]
+    PasswordAlreadySet,
+    #[error("the value is already in use")]
+    Conflict,
+    #[error("that is already the current, verified value")]
+    AlreadyCurrent,
+
+    #[error("the password reset link is invalid or has expired")]
+    ResetTokenInvalid,
+
+    #[error("the server instance is already recorded")]
+    ServerInstanceTaken,
+    #[error("the server instance is unknown")]
+    ServerNotFound,
+
+    #[error("the recovery is closed")]
+    RecoveryClosed,
+}

@@ -1,0 +1,207 @@
+//! Benchmarks that print figures (never timed tests). Each measures accountd against a
+//! baseline taken in the same run on the same machine, and prints the ratio: these machines are
+//! shared and noisy, so absolute numbers mean little.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use commands::hasher::PasswordHasher;
+use commands::secrets::Keyring;
+use commands::testing::TestDatabase;
+use commands::{CommandContext, CommandService, Store};
+use domain::password::{Password, PasswordPolicy};
+use domain::values::{AccountId, Email};
+use domain::SessionId;
+
+use crate::config::Config;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Commands/s through `CommandService` on PostgreSQL vs. a pgbench-style insert baseline.
+    Commands {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Client counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        clients: Vec<usize>,
+        /// A PostgreSQL URL through which a scratch database is created (and dropped).
+        #[arg(
+            long,
+            env = "ACCOUNTD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
+}
+
+pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
+    match bench {
+        Bench::Commands {
+            seconds,
+            clients,
+            admin_url,
+        } => commands_bench(Duration::from_secs(seconds), &clients, &admin_url).await,
+    }
+}
+
+/// Latencies of one measurement.
+struct Run {
+    ops: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies.get(i).copied().unwrap_or_default()
+    }
+}
+
+/// Runs `clients` tasks doing `op(client, i)` for `duration`.
+async fn measure<F, Fut>(clients: usize, duration: Duration, op: F) -> anyhow::Result<Run>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op(client, i).await?;
+                    latencies.push(t.elapsed());
+                    i += 1;
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    Ok(Run {
+        ops: latencies.len(),
+        elapsed: start.elapsed(),
+        latencies,
+    })
+}
+
+async fn commands_bench(
+    duration: Duration,
+    client_counts: &[usize],
+    admin_url: &str,
+) -> anyhow::Result<()> {
+    let max_clients = client_counts.iter().copied().max().unwrap_or(1);
+    let db = TestDatabase::postgres_at(admin_url).await;
+    let Store::Postgres(pool) = db.store.clone() else {
+        anyhow::bail!("the commands benchmark runs on PostgreSQL");
+    };
+    sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, payload json NOT NULL)")
+        .execute(&pool)
+        .await?;
+
+    let service = Arc::new(CommandService::new(
+        db.store.clone(),
+        Keyring::new(rand::random(), []),
+        PasswordHasher::for_this_machine(),
+        PasswordPolicy::default(),
+    ));
+    let password = Password::parse("Bench#2026pw", service.policy()).context("bench password")?;
+    let context = CommandContext::system();
+    let mut accounts = Vec::with_capacity(max_clients);
+    for client in 0..max_clients {
+        let email = Email::parse(&format!("bench{client}@example.com"))?;
+        let signed_up = service
+            .sign_up_with_email(email, &password, &context)
+            .await?;
+        let session = SessionId::new(format!("bench-session-{client}"));
+        service
+            .verify_identity_with_password(
+                &signed_up.account_id,
+                &session,
+                password.expose_secret(),
+                &context,
+            )
+            .await?;
+        accounts.push((signed_up.account_id, session));
+    }
+    let accounts: Arc<Vec<(AccountId, SessionId)>> = Arc::new(accounts);
+    let payload = serde_json::json!({
+        "previous": "someone.before@example.com", "email": "someone.after@example.com",
+        "code_id": "0192f4c8-8f2e-7bb4-a0a8-3c9d7a1e2b3c",
+        "metadata": {"actor": "account:100000000001", "request_id": "0192f4c8-8f2e-7bb4", "ip": "203.0.113.7"},
+        "padding": "x".repeat(60)
+    });
+
+    println!(
+        "accountd bench commands: {}s per run, contact email change per command",
+        duration.as_secs()
+    );
+    println!(
+        "{:>7} {:>12} {:>9} {:>9} {:>12} {:>9} {:>9} {:>7}",
+        "clients", "commands/s", "p50 ms", "p99 ms", "baseline/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for &clients in client_counts {
+        let baseline_pool = pool.clone();
+        let payload = payload.clone();
+        let mut baseline = measure(clients, duration, move |client, _| {
+            let pool = baseline_pool.clone();
+            let payload = payload.clone();
+            async move {
+                sqlx::query("INSERT INTO bench_baseline (aggregate_id, payload) VALUES ($1, $2)")
+                    .bind(client.to_string())
+                    .bind(payload)
+                    .execute(&pool)
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+
+        let service = service.clone();
+        let accounts = accounts.clone();
+        let mut run = measure(clients, duration, move |client, i| {
+            let service = service.clone();
+            let accounts = accounts.clone();
+            async move {
+                let (id, session) = &accounts[client];
+                let email = Email::parse(&format!("c{client}.{i}@example.com"))?;
+                service
+                    .change_contact_email(id, session, email, &CommandContext::system())
+                    .await?;
+                Ok(())
+            }
+        })
+        .await?;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        println!(
+            "{:>7} {:>12.0} {:>9.2} {:>9.2} {:>12.0} {:>9.2} {:>9.2} {:>7.2}",
+            clients,
+            run.per_second(),
+            ms(run.percentile(0.5)),
+            ms(run.percentile(0.99)),
+            baseline.per_second(),
+            ms(baseline.percentile(0.5)),
+            ms(baseline.percentile(0.99)),
+            run.per_second() / baseline.per_second()
+        );
+    }
+    println!("target: ratio >= 0.50 at 32 clients");
+    Ok(())
+}
