@@ -5,8 +5,9 @@
 //!    others see another owner and get [`ClaimError::Taken`];
 //! 2. the command runs; on success `hold` marks the row `held`, on failure `release` deletes it;
 //! 3. a process that died between 1 and 2 leaves a stale `pending` row. A later claimant takes
-//!    it over only when the owner's stream does not hold the value (the command never
-//!    committed); otherwise the row is marked `held` and the claimant is refused.
+//!    it over only when the owner's state does not hold the value as that kind (its command
+//!    never committed); otherwise the row is marked `held` and the claimant is refused. Reading
+//!    the owner's state is the command layer's part (`CommandService::claim`).
 
 use sqlx::Row;
 
@@ -32,41 +33,60 @@ impl ClaimKind {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClaimError {
-    #[error("the value belongs to another account")]
-    Taken,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// How long a `pending` claim may stay before a claimant checks whether its command died.
 const STALE_AFTER_SECONDS: i64 = 60;
 
+/// What one claim attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAttempt {
+    /// The claim is ours (new, or already ours).
+    Ours,
+    /// Another owner holds it, or claimed it recently and may still be running its command.
+    Taken,
+    /// Another owner claimed it more than a minute ago and never marked it held: its command
+    /// may have died. The caller decides, from the owner's state, with `resolve_stale`.
+    Stale { owner: String },
+}
+
 impl Store {
-    /// Claims `value` of `kind` for `owner`. Claiming what one already owns succeeds.
-    pub async fn claim(&self, kind: ClaimKind, value: &str, owner: &str) -> Result<(), ClaimError> {
-        for _ in 0..3 {
+    /// One attempt at claiming `value` of `kind` for `owner`.
+    pub async fn try_claim(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        owner: &str,
+    ) -> Result<ClaimAttempt, StoreError> {
+        loop {
             if self.insert_claim(kind, value, owner).await? {
-                return Ok(());
+                return Ok(ClaimAttempt::Ours);
             }
             let Some((current, held, stale)) = self.claim_row(kind, value).await? else {
                 continue; // released in between: try again
             };
-            if current == owner {
-                return Ok(());
-            }
-            if held || !stale {
-                return Err(ClaimError::Taken);
-            }
-            if self.stream_mentions(&current, value).await? {
-                self.hold(kind, value, &current).await?;
-                return Err(ClaimError::Taken);
-            }
-            // The owner's command never committed: drop its claim and try again.
-            self.release_pending(kind, value, &current).await?;
+            return Ok(if current == owner {
+                ClaimAttempt::Ours
+            } else if held || !stale {
+                ClaimAttempt::Taken
+            } else {
+                ClaimAttempt::Stale { owner: current }
+            });
         }
-        Err(ClaimError::Taken)
+    }
+
+    /// Settles a stale claim of `owner`: marks it held when `owner_holds_value` (its command
+    /// did commit), else drops it so the value can be claimed again.
+    pub async fn resolve_stale(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        owner: &str,
+        owner_holds_value: bool,
+    ) -> Result<(), StoreError> {
+        if owner_holds_value {
+            self.hold(kind, value, owner).await
+        } else {
+            self.release_pending(kind, value, owner).await
+        }
     }
 
     /// Marks `owner`'s claim as held: its command committed.
@@ -166,30 +186,6 @@ impl Store {
             .map(|r| (r.get("owner"), r.get("held"), r.get("stale"))),
         };
         Ok(row)
-    }
-
-    /// Whether any event of `owner`'s stream carries `value` (as a JSON string).
-    async fn stream_mentions(&self, owner: &str, value: &str) -> Result<bool, StoreError> {
-        let needle = format!("%{}%", serde_json::Value::String(value.to_owned()));
-        let found: Option<i32> = match self {
-            Self::Postgres(pool) => sqlx::query_scalar(
-                "SELECT 1 FROM events WHERE aggregate_id = $1 AND payload::text LIKE $2 LIMIT 1",
-            )
-            .bind(owner)
-            .bind(&needle)
-            .fetch_optional(pool)
-            .await?,
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT 1 FROM events WHERE aggregate_id = ?1 AND payload LIKE ?2 LIMIT 1",
-                )
-                .bind(owner)
-                .bind(&needle)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
-        Ok(found.is_some())
     }
 
     async fn exec3(&self, sql: &str, a: &str, b: &str, c: &str) -> Result<(), StoreError> {

@@ -6,14 +6,17 @@
 //! `event_id` and a `chain_hash` over the previous event — which the framework's `commit`
 //! cannot give (it stamps one metadata map on the whole batch). The ES crates' repositories do
 //! the reading and the inserting. A concurrent writer that took the same sequence makes the
-//! insert fail with a unique violation; the command is then decided again on fresh state, a
-//! bounded number of times with jittered backoff. So no acknowledged command is lost, and none
+//! insert fail with a unique violation; the command is then decided again on fresh state, with
+//! jittered backoff, for up to ten seconds. Writers of one stream in the same process take turns
+//! on a per-stream lock, so only writers in other processes race. So no acknowledged command is lost, and none
 //! is applied twice.
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use tokio::sync::{Mutex as AsyncMutex, Notify};
 
 use chrono::SecondsFormat;
 use cqrs_es::event_sink::EventSink;
@@ -30,8 +33,9 @@ use uuid::Uuid;
 use crate::context::CommandContext;
 use crate::store::{Store, StoreError};
 
-/// How many times a command is decided again after losing a race for a sequence.
-const CONFLICT_RETRIES: u32 = 8;
+/// How long a command keeps deciding again after losing races for its stream (to writers in
+/// other processes: writers in this process take turns on a per-stream lock).
+const CONFLICT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// An aggregate as loaded from the store.
 #[derive(Debug, Clone)]
@@ -78,7 +82,15 @@ pub struct Executor {
     store: Store,
     services: DomainServices,
     cache: StateCache,
+    /// Woken after every commit, so in-process readers (projector, relay) need not wait for
+    /// their next poll.
+    commits: Arc<Notify>,
+    /// One lock per stream being written in this process: writers of one stream take turns
+    /// instead of racing for its next sequence and retrying.
+    stream_locks: StreamLocks,
 }
+
+type StreamLocks = Arc<Mutex<HashMap<String, Weak<AsyncMutex<()>>>>>;
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,7 +106,28 @@ impl Executor {
             store,
             services,
             cache: StateCache::default(),
+            commits: Arc::new(Notify::new()),
+            stream_locks: StreamLocks::default(),
         }
+    }
+
+    /// The lock of stream `key`, shared by every writer of it in this process.
+    fn stream_lock(&self, key: &str) -> Arc<AsyncMutex<()>> {
+        let mut locks = self.stream_locks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lock) = locks.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        if locks.len() >= CACHE_CAPACITY {
+            locks.retain(|_, lock| lock.strong_count() > 0);
+        }
+        let lock = Arc::new(AsyncMutex::new(()));
+        locks.insert(key.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Notified after each commit of this process.
+    pub fn commits(&self) -> Arc<Notify> {
+        self.commits.clone()
     }
 
     fn cached<A: Aggregate + Clone + 'static>(&self, id: &str) -> Option<Loaded<A>> {
@@ -172,9 +205,19 @@ impl Executor {
         A: Aggregate<Services = DomainServices> + Clone + 'static,
         A::Command: Clone,
     {
-        let mut attempt = 0;
+        let lock = self.stream_lock(&cache_key::<A>(id));
+        let _turn = lock.lock().await;
+        let deadline = tokio::time::Instant::now() + CONFLICT_DEADLINE;
+        let mut attempt: u32 = 0;
+        // Decide on the remembered state without reading first: the append of sequence n+1
+        // fails if another process wrote it, and only then is the stream read again. The unique
+        // key, not the read, is what makes a decision current.
+        let mut remembered = self.cached::<A>(id);
         loop {
-            let loaded = self.load::<A>(id).await?;
+            let loaded = match remembered.take() {
+                Some(loaded) => loaded,
+                None => self.load::<A>(id).await?,
+            };
             let mut state = loaded.state;
             let sink = EventSink::default();
             state
@@ -205,6 +248,7 @@ impl Executor {
             match self.store.append::<A>(&rows).await {
                 Ok(()) => {
                     debug!(events = events.len(), "committed");
+                    self.commits.notify_waiters();
                     let sequence = loaded.sequence + events.len() as u64;
                     let head = rows
                         .last()
@@ -227,10 +271,10 @@ impl Executor {
                     });
                 }
                 Err(StoreError::Persistence(PersistenceError::OptimisticLockError))
-                    if attempt < CONFLICT_RETRIES =>
+                    if tokio::time::Instant::now() < deadline =>
                 {
                     attempt += 1;
-                    let jitter = rand::rng().random_range(1..=5u64 << attempt.min(5));
+                    let jitter = rand::rng().random_range(1..=(2u64 << attempt.min(5)));
                     warn!(attempt, "lost a race for the stream; deciding again");
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }

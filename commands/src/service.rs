@@ -8,7 +8,7 @@ use domain::values::{AccountId, Email};
 use domain::{Account, DomainError, DomainServices, PasswordCheck, SessionId};
 use uuid::Uuid;
 
-use crate::claims::{ClaimError, ClaimKind};
+use crate::claims::{ClaimAttempt, ClaimKind};
 use crate::context::CommandContext;
 use crate::executor::{CommandError, Committed, Executor, Loaded};
 use crate::hasher::{Overloaded, PasswordHasher};
@@ -31,15 +31,6 @@ impl From<CommandError<DomainError>> for ServiceError {
         match e {
             CommandError::Domain(e) => Self::Domain(e),
             CommandError::Store(e) => Self::Store(e),
-        }
-    }
-}
-
-impl From<ClaimError> for ServiceError {
-    fn from(e: ClaimError) -> Self {
-        match e {
-            ClaimError::Taken => Self::Domain(DomainError::Conflict),
-            ClaimError::Store(e) => Self::Store(e),
         }
     }
 }
@@ -135,17 +126,28 @@ impl CommandService {
         password: &Password,
         context: &CommandContext,
     ) -> Result<SignedUp, ServiceError> {
-        let password_hash = self.hasher.hash(password).await?;
         let account_id = AccountId::from_number(self.store().next_account_number().await?)
             .map_err(DomainError::from)?;
         let store = self.store();
-        store
-            .claim(
-                ClaimKind::LoginEmail,
-                login_email.as_str(),
-                account_id.as_str(),
-            )
-            .await?;
+        self.claim(
+            ClaimKind::LoginEmail,
+            login_email.as_str(),
+            account_id.as_str(),
+        )
+        .await?;
+        let password_hash = match self.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(overloaded) => {
+                store
+                    .release(
+                        ClaimKind::LoginEmail,
+                        login_email.as_str(),
+                        account_id.as_str(),
+                    )
+                    .await?;
+                return Err(overloaded.into());
+            }
+        };
         let code_id = Uuid::new_v4().to_string();
         let command = AccountCommand::RegisterWithEmail {
             account_id: account_id.clone(),
@@ -181,6 +183,53 @@ impl CommandService {
                 Err(e)
             }
         }
+    }
+
+    /// Claims `value` of `kind` for `owner` (DESIGN §3.6): exactly one of concurrent claimants
+    /// wins; the others get `Conflict`. A stale claim whose owner's command never committed is
+    /// taken over; one whose owner does hold the value is marked held.
+    pub async fn claim(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        owner: &str,
+    ) -> Result<(), ServiceError> {
+        for _ in 0..3 {
+            match self.store().try_claim(kind, value, owner).await? {
+                ClaimAttempt::Ours => return Ok(()),
+                ClaimAttempt::Taken => return Err(DomainError::Conflict.into()),
+                ClaimAttempt::Stale { owner: stale } => {
+                    let holds = self.holds(&stale, kind, value).await?;
+                    self.store()
+                        .resolve_stale(kind, value, &stale, holds)
+                        .await?;
+                    if holds {
+                        return Err(DomainError::Conflict.into());
+                    }
+                }
+            }
+        }
+        Err(DomainError::Conflict.into())
+    }
+
+    /// Whether account `owner`'s current state holds `value` as a `kind`.
+    async fn holds(&self, owner: &str, kind: ClaimKind, value: &str) -> Result<bool, StoreError> {
+        let account = self.executor.load::<Account>(owner).await?.state;
+        Ok(match kind {
+            ClaimKind::LoginEmail => account
+                .login_email
+                .as_ref()
+                .is_some_and(|e| e.as_str() == value),
+            ClaimKind::LoginMobile => account
+                .login_mobile
+                .as_ref()
+                .is_some_and(|m| m.as_str() == value),
+            ClaimKind::ServerIp => account
+                .servers
+                .iter()
+                .any(|s| s.public_ip.as_str() == value),
+            ClaimKind::InstanceId => account.used_instance_ids.iter().any(|i| i == value),
+        })
     }
 
     /// A password check of `candidate` against the account's current password.

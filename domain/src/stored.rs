@@ -2,8 +2,9 @@
 //! `payload`, and [`EVENT_VERSION`] in `event_version`. Reading goes back through the type name,
 //! which is where an old version would be upcast.
 
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The version every event is written with today.
@@ -35,4 +36,30 @@ pub fn from_payload<E: DeserializeOwned>(
     let mut tagged = Map::with_capacity(1);
     tagged.insert(event_type.to_owned(), payload);
     serde_json::from_value(Value::Object(tagged))
+}
+
+/// Where a reader is in the global log. Ordered; `Checkpoint::default()` is before the first
+/// event. The write side produces it; projections, the relay and audit consume it.
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Checkpoint {
+    /// The inserting transaction's xid (PostgreSQL); 0 on SQLite.
+    pub tx_id: i64,
+    /// The insert order within the table (identity on PostgreSQL, rowid on SQLite).
+    pub position: i64,
+}
+
+/// One event as the global log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub checkpoint: Checkpoint,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: u64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
 }

@@ -4,6 +4,9 @@
 
 mod bench;
 mod config;
+mod wiring;
+
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -25,11 +28,58 @@ enum Command {
     Serve,
     /// Create or update the store's schema, then exit.
     Migrate,
+    /// Run the projector (the read models), or rebuild a projection from the log.
+    Project {
+        #[command(subcommand)]
+        action: Option<ProjectAction>,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
         which: bench::Bench,
     },
+}
+
+#[derive(Subcommand)]
+enum ProjectAction {
+    /// Rebuild read models from the event log and swap them in.
+    Rebuild {
+        /// The projection to rebuild (only `profiles` exists).
+        #[arg(long, default_value = "profiles")]
+        projection: String,
+    },
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Opens the store and the read store on it, both migrated.
+async fn open(
+    config: &config::Config,
+) -> anyhow::Result<(commands::Store, projections::ReadStore)> {
+    let store = config.open_store().await?;
+    let read = wiring::read_store(&store);
+    read.migrate().await?;
+    Ok((store, read))
 }
 
 #[tokio::main]
@@ -42,18 +92,43 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let store = config.open_store().await?;
+            let (store, read) = open(&config).await?;
             config.keyring()?;
-            store.ping().await?;
             tracing::warn!(
                 bind = %config.bind,
-                "the store is open and migrated; the HTTP gateway is not built yet (see README)"
+                "the HTTP gateway is not built yet (see README); running the projector until stopped"
             );
+            let projector = projections::Projector::new(Arc::new(wiring::StoreLog(store)), read);
+            projector
+                .run(Arc::new(tokio::sync::Notify::new()), shutdown_signal())
+                .await;
             Ok(())
         }
         Command::Migrate => {
-            config.open_store().await?;
+            open(&config).await?;
             tracing::info!("schema is up to date");
+            Ok(())
+        }
+        Command::Project { action } => {
+            let (store, read) = open(&config).await?;
+            let log = Arc::new(wiring::StoreLog(store));
+            match action {
+                None => {
+                    projections::Projector::new(log, read)
+                        .run(Arc::new(tokio::sync::Notify::new()), shutdown_signal())
+                        .await;
+                }
+                Some(ProjectAction::Rebuild { projection }) => {
+                    anyhow::ensure!(projection == "profiles", "unknown projection {projection}");
+                    let report = projections::rebuild::rebuild(log, &read, 5000).await?;
+                    println!(
+                        "rebuilt {projection}: {} events in {:.2}s ({:.0} events/s)",
+                        report.events,
+                        report.seconds,
+                        report.events as f64 / report.seconds.max(1e-9)
+                    );
+                }
+            }
             Ok(())
         }
         Command::Bench { which } => bench::run(which, &config).await,

@@ -1,1 +1,27 @@
-//! projections (to come).
+//! # projections
+//!
+//! accountd's read side: catch-up projectors that keep read models from the event log, the
+//! queries the gateway and the recovery flows use, and sessions (operational state).
+//!
+//! # Layout
+//! - [`log`]: the `EventLog` port (implemented by the write side, wired by the binary).
+//! - [`db`]: the read store (PostgreSQL or SQLite) and its migrations.
+//! - [`profile`]: the profile reducer and its tables (`profiles`, `servers`).
+//! - [`projector`]: the catch-up loop: one transaction per batch, checkpoint included.
+//! - [`rebuild`]: rebuilding a projection from the log and swapping it in.
+//! - [`queries`]: profile by id, lookups by mobile / login email / server IP / reset token,
+//!   the password-age sweep, and read-your-writes waits.
+//! - [`sessions`]: bearer sessions, hashed at rest.
+#![forbid(unsafe_code)]
+
+pub mod db;
+pub mod log;
+pub mod profile;
+pub mod projector;
+pub mod queries;
+pub mod rebuild;
+pub mod sessions;
+
+pub use db::{ReadError, ReadStore};
+pub use log::EventLog;
+pub use projector::Projector;

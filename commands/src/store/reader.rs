@@ -10,36 +10,10 @@
 //! SQLite: one writer at a time, so rowid order is commit order.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+pub use domain::stored::{Checkpoint, RecordedEvent};
 use sqlx::Row;
 
 use super::{Store, StoreError};
-
-/// Where a reader is in the log. Ordered; `Checkpoint::default()` is before the first event.
-#[derive(
-    Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Checkpoint {
-    /// The inserting transaction's xid (PostgreSQL); 0 on SQLite.
-    pub tx_id: i64,
-    /// The insert order within the table (identity on PostgreSQL, rowid on SQLite).
-    pub position: i64,
-}
-
-/// One event as the log holds it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordedEvent {
-    pub checkpoint: Checkpoint,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: u64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
-    pub recorded_at: DateTime<Utc>,
-}
 
 const PG_READ_AFTER: &str = "
 SELECT tx_id::text::bigint AS tx_id, position, aggregate_type, aggregate_id, sequence,

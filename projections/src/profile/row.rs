@@ -1,0 +1,215 @@
+//! The profile reducer: one row per account, folded from the account's events. It keeps what
+//! the profile shows and what lookups search; the rules stay in the domain (this only records
+//! their outcomes).
+
+use chrono::{DateTime, Utc};
+use domain::account::{AccountEvent, Profile, ProfileServer, ProfileValue};
+use domain::values::AccountId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerRow {
+    pub instance_id: String,
+    pub public_ip: String,
+    pub assigned_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub account_id: String,
+    pub last_sequence: i64,
+    pub registered_at: DateTime<Utc>,
+    pub login_email: Option<String>,
+    pub login_mobile: Option<String>,
+    pub contact_mobile: Option<String>,
+    pub contact_mobile_verified: bool,
+    pub contact_email: Option<String>,
+    pub contact_email_verified: bool,
+    pub recovery_mobile: Option<String>,
+    pub recovery_email: Option<String>,
+    pub pending_recovery_mobile: Option<String>,
+    pub pending_recovery_email: Option<String>,
+    pub pending_login_email: Option<String>,
+    pub password_set: bool,
+    pub password_changed_at: Option<DateTime<Utc>>,
+    pub reminded_for: Option<DateTime<Utc>>,
+    pub reset_token_digest: Option<String>,
+    pub reset_token_expires_at: Option<DateTime<Utc>>,
+    /// Not a column of `profiles`: the account's rows of `servers`.
+    pub servers: Vec<ServerRow>,
+}
+
+impl ProfileRow {
+    /// The row an `AccountRegistered` creates; `None` for any other event (it needs a row).
+    pub fn registered(account_id: &str, sequence: i64, event: &AccountEvent) -> Option<Self> {
+        let AccountEvent::AccountRegistered {
+            login_email,
+            login_mobile,
+            contact_mobile,
+            contact_email,
+            recovery_mobile,
+            password_hash,
+            registered_at,
+            ..
+        } = event
+        else {
+            return None;
+        };
+        Some(Self {
+            account_id: account_id.to_owned(),
+            last_sequence: sequence,
+            registered_at: *registered_at,
+            login_email: login_email.as_ref().map(|e| e.as_str().to_owned()),
+            login_mobile: login_mobile.as_ref().map(|m| m.as_str().to_owned()),
+            contact_mobile: contact_mobile.as_ref().map(|c| c.value.as_str().to_owned()),
+            contact_mobile_verified: contact_mobile.as_ref().is_some_and(|c| c.verified),
+            contact_email: contact_email.as_ref().map(|c| c.value.as_str().to_owned()),
+            contact_email_verified: contact_email.as_ref().is_some_and(|c| c.verified),
+            recovery_mobile: recovery_mobile.as_ref().map(|m| m.as_str().to_owned()),
+            recovery_email: None,
+            pending_recovery_mobile: None,
+            pending_recovery_email: None,
+            pending_login_email: None,
+            password_set: password_hash.is_some(),
+            password_changed_at: password_hash.as_ref().map(|_| *registered_at),
+            reminded_for: None,
+            reset_token_digest: None,
+            reset_token_expires_at: None,
+            servers: Vec::new(),
+        })
+    }
+
+    /// Folds event `sequence` into the row. An event at or below `last_sequence` was applied
+    /// already and changes nothing; returns whether the row changed.
+    pub fn apply(&mut self, sequence: i64, event: &AccountEvent) -> bool {
+        if sequence <= self.last_sequence {
+            return false;
+        }
+        self.last_sequence = sequence;
+        use AccountEvent as E;
+        match event {
+            E::AccountRegistered { .. } => {}
+            E::ContactMobileChanged { mobile, .. } => {
+                self.contact_mobile = Some(mobile.as_str().to_owned());
+                self.contact_mobile_verified = false;
+            }
+            E::ContactEmailChanged { email, .. } => {
+                self.contact_email = Some(email.as_str().to_owned());
+                self.contact_email_verified = false;
+            }
+            E::ContactMobileVerified { .. } => self.contact_mobile_verified = true,
+            E::ContactEmailVerified { .. } => self.contact_email_verified = true,
+            E::RecoveryMobileChangeRequested { mobile } => {
+                self.pending_recovery_mobile = Some(mobile.as_str().to_owned());
+            }
+            E::RecoveryEmailChangeRequested { email } => {
+                self.pending_recovery_email = Some(email.as_str().to_owned());
+            }
+            E::RecoveryMobileChanged { mobile, .. } => {
+                self.recovery_mobile = Some(mobile.as_str().to_owned());
+                self.pending_recovery_mobile = None;
+            }
+            E::RecoveryEmailChanged { email, .. } => {
+                self.recovery_email = Some(email.as_str().to_owned());
+                self.pending_recovery_email = None;
+            }
+            E::LoginEmailBindingRequested { email, .. } => {
+                self.pending_login_email = Some(email.as_str().to_owned());
+            }
+            E::LoginEmailBound { email } => {
+                self.login_email = Some(email.as_str().to_owned());
+                self.pending_login_email = None;
+            }
+            E::PasswordChanged { changed_at, .. } => self.password_changed(*changed_at),
+            E::PasswordReset { reset_at, .. } => self.password_changed(*reset_at),
+            E::ResetTokenIssued {
+                token_digest,
+                expires_at,
+                ..
+            } => {
+                self.reset_token_digest = Some(token_digest.as_hex().to_owned());
+                self.reset_token_expires_at = Some(*expires_at);
+            }
+            E::ServerIpAssigned {
+                instance_id,
+                public_ip,
+                assigned_at,
+            } => self.servers.push(ServerRow {
+                instance_id: instance_id.clone(),
+                public_ip: public_ip.as_str().to_owned(),
+                assigned_at: *assigned_at,
+            }),
+            E::ServerIpReleased { instance_id, .. } => {
+                self.servers.retain(|s| &s.instance_id != instance_id);
+            }
+            E::PasswordExpiryReminderSent {
+                password_changed_at,
+            } => self.reminded_for = Some(*password_changed_at),
+            E::VerificationCodeIssued { .. }
+            | E::VerificationFailed { .. }
+            | E::IdentityVerified { .. }
+            | E::SignedIn { .. }
+            | E::SignInFailed { .. }
+            | E::SignInLocked { .. }
+            | E::AccountRecoveryRequested { .. }
+            | E::AccountRecoveryConfirmationFailed { .. }
+            | E::AccountInfoSent { .. } => {}
+        }
+        true
+    }
+
+    fn password_changed(&mut self, at: DateTime<Utc>) {
+        self.password_set = true;
+        self.password_changed_at = Some(at);
+        // A new password ends every reset link.
+        self.reset_token_digest = None;
+        self.reset_token_expires_at = None;
+    }
+
+    /// The unmasked profile at `now`.
+    pub fn profile(&self, now: DateTime<Utc>, reminder_after_days: i64) -> Option<Profile> {
+        let verified = |value: &Option<String>| {
+            value.as_ref().map(|v| ProfileValue {
+                value: v.clone(),
+                verified: true,
+            })
+        };
+        Some(Profile {
+            account_id: AccountId::parse(&self.account_id).ok()?,
+            login_email: self.login_email.clone(),
+            login_mobile: self.login_mobile.clone(),
+            contact_mobile: self.contact_mobile.as_ref().map(|v| ProfileValue {
+                value: v.clone(),
+                verified: self.contact_mobile_verified,
+            }),
+            contact_email: self.contact_email.as_ref().map(|v| ProfileValue {
+                value: v.clone(),
+                verified: self.contact_email_verified,
+            }),
+            recovery_mobile: verified(&self.recovery_mobile),
+            recovery_email: verified(&self.recovery_email),
+            pending_recovery_mobile: self.pending_recovery_mobile.clone(),
+            pending_recovery_email: self.pending_recovery_email.clone(),
+            pending_login_email: self.pending_login_email.clone(),
+            servers: self
+                .servers
+                .iter()
+                .map(|s| ProfileServer {
+                    instance_id: s.instance_id.clone(),
+                    public_ip: s.public_ip.clone(),
+                    assigned_at: s.assigned_at,
+                })
+                .collect(),
+            password_set: self.password_set,
+            password_changed_at: self.password_changed_at,
+            password_change_recommended: self
+                .password_changed_at
+                .is_some_and(|at| now - at > chrono::Duration::days(reminder_after_days)),
+            warnings: domain::account::profile::warnings(
+                self.contact_mobile.as_deref(),
+                self.recovery_mobile.as_deref(),
+                self.contact_email.as_deref(),
+                self.recovery_email.as_deref(),
+            ),
+        })
+    }
+}
