@@ -11,14 +11,21 @@
 //! - [`claims`]: values owned by at most one account (login email, login mobile, server IP).
 //! - [`hasher`]: Argon2id on a bounded blocking pool, refusing work beyond capacity.
 //! - [`secrets`]: the keyring behind code HMACs, token digests, sealing and decoys.
-//! - [`service`]: the `CommandService` flows the gateway calls (sign-up with claims, …).
+//! - [`service`]: the `CommandService`: executing account commands, claims, rate limits.
+//! - [`flows`]: one file per flow the gateway calls (sign-up, sign-in, step-up, contact and
+//!   recovery values, login email, password change and reset, account recovery, servers).
+//! - [`limits`]: code cooldowns and daily caps, per-IP request limits, in the shared store.
+//! - [`ports`]: what the write side needs from the read side (directory, sessions).
 //! - [`testing`]: a fresh PostgreSQL database or SQLite file per test.
 #![forbid(unsafe_code)]
 
 pub mod claims;
 pub mod context;
 pub mod executor;
+pub mod flows;
 pub mod hasher;
+pub mod limits;
+pub mod ports;
 pub mod secrets;
 pub mod service;
 pub mod store;

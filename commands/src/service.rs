@@ -8,10 +8,14 @@ use domain::values::{AccountId, Email};
 use domain::{Account, DomainError, DomainServices, PasswordCheck, SessionId};
 use uuid::Uuid;
 
+use std::sync::Arc;
+
 use crate::claims::{ClaimAttempt, ClaimKind};
 use crate::context::CommandContext;
 use crate::executor::{CommandError, Committed, Executor, Loaded};
 use crate::hasher::{Overloaded, PasswordHasher};
+use crate::limits::{RetryAfter, TargetLimit};
+use crate::ports::{AccountDirectory, NoDirectory, NoSessions, SessionStore};
 use crate::secrets::Keyring;
 use crate::store::{Store, StoreError};
 
@@ -24,6 +28,12 @@ pub enum ServiceError {
     Overloaded(#[from] Overloaded),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many requests for this target or client: try again after the delay.
+    #[error("rate limited")]
+    RateLimited(RetryAfter),
+    /// A read model or the session store failed.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<CommandError<DomainError>> for ServiceError {
@@ -43,11 +53,21 @@ pub struct SignedUp {
     pub code_id: String,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CommandService {
     executor: Executor,
     hasher: PasswordHasher,
     keyring: Keyring,
+    directory: Arc<dyn AccountDirectory>,
+    sessions: Arc<dyn SessionStore>,
+}
+
+impl std::fmt::Debug for CommandService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandService")
+            .field("executor", &self.executor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CommandService {
@@ -58,8 +78,8 @@ impl CommandService {
         policy: PasswordPolicy,
     ) -> Self {
         let services = DomainServices {
-            clock: std::sync::Arc::new(domain::SystemClock),
-            secrets: std::sync::Arc::new(keyring.clone()),
+            clock: Arc::new(domain::SystemClock),
+            secrets: Arc::new(keyring.clone()),
             password_policy: policy,
         };
         Self::with_services(store, keyring, hasher, services)
@@ -76,7 +96,51 @@ impl CommandService {
             executor: Executor::new(store, services),
             hasher,
             keyring,
+            directory: Arc::new(NoDirectory),
+            sessions: Arc::new(NoSessions),
         }
+    }
+
+    /// With the read models' account directory.
+    pub fn with_directory(mut self, directory: Arc<dyn AccountDirectory>) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    /// With the session store.
+    pub fn with_sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
+        self.sessions = sessions;
+        self
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub(crate) fn directory(&self) -> &dyn AccountDirectory {
+        self.directory.as_ref()
+    }
+
+    pub(crate) fn sessions(&self) -> &dyn SessionStore {
+        self.sessions.as_ref()
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.executor.services().clock.now()
+    }
+
+    /// Counts one code (or message) to `target` for `purpose`, refusing per `limit`.
+    pub async fn admit_send(
+        &self,
+        target: &str,
+        purpose: &str,
+        limit: TargetLimit,
+    ) -> Result<(), ServiceError> {
+        self.store()
+            .admit_send(target, purpose, limit, self.now())
+            .await?
+            .map_err(ServiceError::RateLimited)
     }
 
     pub fn store(&self) -> &Store {
@@ -271,24 +335,11 @@ impl CommandService {
         .await
     }
 
-    /// Changes the contact email (needs a valid step-up of `session`); a code goes to it.
-    pub async fn change_contact_email(
-        &self,
-        id: &AccountId,
-        session: &SessionId,
-        email: Email,
-        context: &CommandContext,
-    ) -> Result<Committed<Account>, ServiceError> {
-        let command = AccountCommand::ChangeContactEmail {
-            session_id: session.clone(),
-            email,
-            code_id: Uuid::new_v4().to_string(),
-        };
-        self.execute(id, command, context).await
-    }
-
     /// Re-runs a flow whose password check raced with a password change.
-    async fn retry_on_stale_check<T, F, Fut>(&self, mut flow: F) -> Result<T, ServiceError>
+    pub(crate) async fn retry_on_stale_check<T, F, Fut>(
+        &self,
+        mut flow: F,
+    ) -> Result<T, ServiceError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,

@@ -13,6 +13,26 @@ pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
+    /// `NATS_URL`; unset means the in-process bus.
+    pub nats_url: Option<String>,
+    /// `ACCOUNTD_NATS_STREAM_PREFIX`, prepended verbatim to stream names and subjects.
+    pub nats_stream_prefix: String,
+    /// `ACCOUNTD_NATS_REPLICAS`.
+    pub nats_replicas: usize,
+    /// `ACCOUNTD_PUBLIC_URL`, without a trailing slash.
+    pub public_url: String,
+    /// `ACCOUNTD_SMTP_URL`; unset means the file sink.
+    pub smtp_url: Option<String>,
+    /// `ACCOUNTD_SMTP_FROM`.
+    pub smtp_from: String,
+    /// `ACCOUNTD_SMS_URL`; unset means the file sink.
+    pub sms_url: Option<String>,
+    /// `ACCOUNTD_SERVICE_TOKENS`: (role, token) pairs.
+    pub service_tokens: Vec<(String, String)>,
+    /// `ACCOUNTD_IP_RATE_LIMIT`: requests a minute per client IP and public route; 0 is off.
+    pub ip_rate_limit: u32,
+    /// `ACCOUNTD_TRUSTED_PROXY_HEADER`.
+    pub trusted_proxy_header: Option<String>,
     /// `ACCOUNTD_SECRET_KEY`; generated into the data folder on the embedded store.
     secret_key: Option<String>,
     /// `ACCOUNTD_PREVIOUS_SECRET_KEYS`: older keys, comma-separated, still accepted for opening
@@ -20,17 +40,64 @@ pub struct Config {
     previous_secret_keys: Vec<String>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 impl Config {
+    /// From the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// From any source of variables (tests pass a map). Empty values count as unset, except
+    /// the stream prefix, which is taken verbatim.
+    pub fn from_vars(source: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |name: &str| source(name).filter(|v| !v.trim().is_empty());
         let bind = var("ACCOUNTD_BIND")
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned())
             .parse()
             .context("ACCOUNTD_BIND must be host:port")?;
+        let service_tokens = var("ACCOUNTD_SERVICE_TOKENS")
+            .map(|v| {
+                v.split(',')
+                    .filter(|pair| !pair.trim().is_empty())
+                    .map(|pair| {
+                        let (role, token) = pair
+                            .trim()
+                            .split_once(':')
+                            .context("ACCOUNTD_SERVICE_TOKENS must be role:token pairs")?;
+                        anyhow::ensure!(
+                            matches!(role, "compute" | "support" | "notifier" | "auditor"),
+                            "unknown role {role} in ACCOUNTD_SERVICE_TOKENS"
+                        );
+                        anyhow::ensure!(
+                            token.len() >= 16,
+                            "service tokens must be at least 16 characters"
+                        );
+                        Ok((role.to_owned(), token.to_owned()))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
+            nats_url: var("NATS_URL"),
+            nats_stream_prefix: source("ACCOUNTD_NATS_STREAM_PREFIX").unwrap_or_default(),
+            nats_replicas: var("ACCOUNTD_NATS_REPLICAS")
+                .map(|v| v.parse().context("ACCOUNTD_NATS_REPLICAS must be a number"))
+                .transpose()?
+                .unwrap_or(1),
+            public_url: var("ACCOUNTD_PUBLIC_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            smtp_url: var("ACCOUNTD_SMTP_URL"),
+            smtp_from: var("ACCOUNTD_SMTP_FROM")
+                .unwrap_or_else(|| "no-reply@accountd.local".to_owned()),
+            sms_url: var("ACCOUNTD_SMS_URL"),
+            service_tokens,
+            ip_rate_limit: var("ACCOUNTD_IP_RATE_LIMIT")
+                .map(|v| v.parse().context("ACCOUNTD_IP_RATE_LIMIT must be a number"))
+                .transpose()?
+                .unwrap_or(300),
+            trusted_proxy_header: var("ACCOUNTD_TRUSTED_PROXY_HEADER"),
             bind,
             data_dir: var("ACCOUNTD_DATA_DIR")
                 .map(PathBuf::from)

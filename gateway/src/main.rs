@@ -2,9 +2,7 @@
 //! process, plus operations (`migrate`) and benchmarks (`bench`).
 #![forbid(unsafe_code)]
 
-mod bench;
-mod config;
-mod wiring;
+use gateway::{bench, config, wiring};
 
 use std::sync::Arc;
 
@@ -26,6 +24,8 @@ struct Cli {
 enum Command {
     /// Run every role in one process (the default).
     Serve,
+    /// Run only the HTTP gateway (scale out beside `project`, `relay`, `notify`).
+    Gateway,
     /// Create or update the store's schema, then exit.
     Migrate,
     /// Run the projector (the read models), or rebuild a projection from the log.
@@ -92,17 +92,18 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let (store, read) = open(&config).await?;
-            config.keyring()?;
-            tracing::warn!(
-                bind = %config.bind,
-                "the HTTP gateway is not built yet (see README); running the projector until stopped"
-            );
-            let projector = projections::Projector::new(Arc::new(wiring::StoreLog(store)), read);
-            projector
-                .run(Arc::new(tokio::sync::Notify::new()), shutdown_signal())
-                .await;
-            Ok(())
+            let app =
+                gateway::app::Application::build(config.clone(), Arc::new(wiring::NoBus)).await?;
+            let projector = app.projector();
+            let app = app.with_worker(projector);
+            tracing::info!(port = app.port(), "accountd is listening (every role)");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Gateway => {
+            let app =
+                gateway::app::Application::build(config.clone(), Arc::new(wiring::NoBus)).await?;
+            tracing::info!(port = app.port(), "accountd gateway is listening");
+            app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {
             open(&config).await?;

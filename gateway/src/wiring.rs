@@ -34,3 +34,127 @@ pub fn read_store(store: &Store) -> ReadStore {
         Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
     }
 }
+
+/// The read models as the write side's account directory.
+#[derive(Clone, Debug)]
+pub struct ReadDirectory(pub ReadStore);
+
+impl commands::ports::AccountDirectory for ReadDirectory {
+    fn accounts_by_mobile<'a>(
+        &'a self,
+        e164: &'a str,
+    ) -> commands::ports::PortFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            self.0
+                .accounts_by_mobile(e164)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn accounts_by_server_ip<'a>(
+        &'a self,
+        ip: &'a str,
+    ) -> commands::ports::PortFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            self.0
+                .accounts_by_server_ip(ip)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The read store's sessions as the write side's session store.
+#[derive(Clone, Debug)]
+pub struct ReadSessions(pub ReadStore);
+
+impl commands::ports::SessionStore for ReadSessions {
+    fn create<'a>(
+        &'a self,
+        token: &'a str,
+        session: &'a commands::ports::NewSession,
+    ) -> commands::ports::PortFuture<'a, ()> {
+        Box::pin(async move {
+            let session = projections::sessions::Session {
+                session_id: session.session_id.clone(),
+                account_id: session.account_id.clone(),
+                created_at: session.created_at,
+                expires_at: session.expires_at,
+            };
+            self.0
+                .create_session(token, &session)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn revoke_all<'a>(
+        &'a self,
+        account_id: &'a str,
+        keep: Option<&'a str>,
+    ) -> commands::ports::PortFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .revoke_sessions_of(account_id, keep, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn revoke<'a>(&'a self, session_id: &'a str) -> commands::ports::PortFuture<'a, ()> {
+        Box::pin(async move {
+            self.0
+                .revoke_session(session_id, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// No audit module wired: the audit routes answer 503.
+#[derive(Clone, Copy, Debug)]
+pub struct NoAudit;
+
+impl crate::http::internal::Audit for NoAudit {
+    fn events<'a>(
+        &'a self,
+        _: &'a str,
+        _: u64,
+        _: u32,
+    ) -> commands::ports::PortFuture<'a, serde_json::Value> {
+        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+    }
+    fn state<'a>(
+        &'a self,
+        _: &'a str,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> commands::ports::PortFuture<'a, Option<serde_json::Value>> {
+        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+    }
+    fn verification<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> commands::ports::PortFuture<'a, serde_json::Value> {
+        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+    }
+}
+
+/// No bus wired: publishing fails (503) and readiness says so.
+#[derive(Clone, Copy, Debug)]
+pub struct NoBus;
+
+impl crate::http::Notifications for NoBus {
+    fn publish<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> commands::ports::PortFuture<'a, ()> {
+        Box::pin(async { Err("no bus is wired".to_owned()) })
+    }
+    fn ping(&self) -> commands::ports::PortFuture<'_, ()> {
+        Box::pin(async { Err("no bus is wired".to_owned()) })
+    }
+}

@@ -191,10 +191,32 @@ pub(crate) async fn apply_batch(
     to: Checkpoint,
     fail: Option<&FailPoint>,
 ) -> Result<(), ReadError> {
+    let last_recorded_at = events.last().map(|e| e.recorded_at);
+    let expected_or_any = expected.unwrap_or_default();
     macro_rules! in_transaction {
-        ($pool:expr) => {{
+        ($pool:expr, $fix:expr) => {{
+            let fix: fn(&str) -> String = $fix;
             let mut tx = $pool.begin().await?;
-            move_checkpoint(&mut *tx, name, expected, to, events).await?;
+            // The checkpoint moves first: its row lock orders concurrent instances, and the
+            // compare refuses a batch another instance already applied.
+            sqlx::query(&fix(UPSERT_CHECKPOINT))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            let moved = sqlx::query(&fix(MOVE_CHECKPOINT))
+                .bind(name)
+                .bind(to.tx_id)
+                .bind(to.position)
+                .bind(expected.is_none())
+                .bind(expected_or_any.tx_id)
+                .bind(last_recorded_at)
+                .bind(expected_or_any.position)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if moved != 1 {
+                return Err(ReadError::CheckpointMoved(name.to_owned()));
+            }
             profile::apply_in(&mut tx, tables, events).await?;
             if fail.is_some_and(|f| f(events)) {
                 return Err(ReadError::Injected("before commit"));
@@ -203,41 +225,10 @@ pub(crate) async fn apply_batch(
         }};
     }
     match db {
-        ReadStore::Postgres(pool) => in_transaction!(pool),
-        ReadStore::Sqlite(pool) => in_transaction!(pool),
+        ReadStore::Postgres(pool) => in_transaction!(pool, |s| s.to_owned()),
+        ReadStore::Sqlite(pool) => in_transaction!(pool, sqlite),
     }
     Ok(())
-}
-
-/// Moves the checkpoint row inside the batch's transaction, refusing if another instance moved
-/// it since `expected` was read.
-async fn move_checkpoint<'c, E>(
-    conn: E,
-    name: &str,
-    expected: Option<Checkpoint>,
-    to: Checkpoint,
-    events: &[RecordedEvent],
-) -> Result<(), ReadError>
-where
-    E: CheckpointWriter<'c>,
-{
-    let last_recorded_at = events.last().map(|e| e.recorded_at);
-    let moved = conn.write(name, expected, to, last_recorded_at).await?;
-    if !moved {
-        return Err(ReadError::CheckpointMoved(name.to_owned()));
-    }
-    Ok(())
-}
-
-/// Writing the checkpoint row on either backend.
-pub(crate) trait CheckpointWriter<'c> {
-    fn write(
-        self,
-        name: &str,
-        expected: Option<Checkpoint>,
-        to: Checkpoint,
-        last_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) -> impl Future<Output = Result<bool, sqlx::Error>> + Send;
 }
 
 const UPSERT_CHECKPOINT: &str =
@@ -246,38 +237,3 @@ const UPSERT_CHECKPOINT: &str =
 const MOVE_CHECKPOINT: &str = "UPDATE projection_checkpoints \
         SET tx_id = $2, position = $3, applied_at = CURRENT_TIMESTAMP, last_recorded_at = $6 \
       WHERE name = $1 AND ($4 OR (tx_id = $5 AND position = $7))";
-
-macro_rules! checkpoint_writer {
-    ($conn:ty, $fix:expr) => {
-        impl<'c> CheckpointWriter<'c> for &'c mut $conn {
-            async fn write(
-                self,
-                name: &str,
-                expected: Option<Checkpoint>,
-                to: Checkpoint,
-                last_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-            ) -> Result<bool, sqlx::Error> {
-                let fix: fn(&str) -> String = $fix;
-                sqlx::query(&fix(UPSERT_CHECKPOINT))
-                    .bind(name)
-                    .execute(&mut *self)
-                    .await?;
-                let expected_or_any = expected.unwrap_or_default();
-                let moved = sqlx::query(&fix(MOVE_CHECKPOINT))
-                    .bind(name)
-                    .bind(to.tx_id)
-                    .bind(to.position)
-                    .bind(expected.is_none())
-                    .bind(expected_or_any.tx_id)
-                    .bind(last_recorded_at)
-                    .bind(expected_or_any.position)
-                    .execute(&mut *self)
-                    .await?
-                    .rows_affected();
-                Ok(moved == 1)
-            }
-        }
-    };
-}
-checkpoint_writer!(sqlx::PgConnection, |s| s.to_owned());
-checkpoint_writer!(sqlx::SqliteConnection, sqlite);

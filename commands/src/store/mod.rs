@@ -3,6 +3,8 @@
 //! event (claims, account ids) lives beside it in the same database.
 
 mod reader;
+mod reset_index;
+mod streams;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -1,0 +1,45 @@
+-- Operational state beside the event store (SPEC: not events).
+
+-- Codes sent, per target and purpose: the 60-second cooldown and the 10-a-day cap of SPEC §2
+-- hold across gateway processes because they are counted here.
+CREATE TABLE IF NOT EXISTS code_sends
+(
+    target  text        NOT NULL,
+    purpose text        NOT NULL,
+    sent_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS code_sends_by_target ON code_sends (target, purpose, sent_at);
+
+-- Requests per client IP and route in fixed one-minute windows.
+CREATE TABLE IF NOT EXISTS ip_requests
+(
+    client_ip text   NOT NULL,
+    route     text   NOT NULL,
+    window_start bigint NOT NULL,
+    count     integer NOT NULL,
+    PRIMARY KEY (client_ip, route, window_start)
+);
+
+-- Idempotency-Key records, scoped to caller, method and path, kept 24 hours.
+CREATE TABLE IF NOT EXISTS idempotency_keys
+(
+    caller       text        NOT NULL,
+    method       text        NOT NULL,
+    path         text        NOT NULL,
+    key          text        NOT NULL,
+    request_hash text        NOT NULL,
+    status       integer,
+    content_type text,
+    body         bytea,
+    created_at   timestamptz NOT NULL,
+    PRIMARY KEY (caller, method, path, key)
+);
+
+-- Reset tokens by their SHA-256, so a link works the moment its email is sent (read-your-writes);
+-- the account aggregate still decides whether the token is live.
+CREATE TABLE IF NOT EXISTS reset_token_index
+(
+    token_digest text PRIMARY KEY,
+    account_id   text        NOT NULL,
+    expires_at   timestamptz NOT NULL
+);

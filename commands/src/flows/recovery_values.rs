@@ -1,0 +1,64 @@
+//! Recovery mobile and email: a change is requested after a step-up and a code goes to the new
+//! value; nothing changes until the code confirms it.
+
+use domain::account::AccountCommand;
+use domain::values::{AccountId, Email, Mobile, VerificationCode};
+use domain::{Channel, SessionId};
+use uuid::Uuid;
+
+use super::registered;
+use crate::context::CommandContext;
+use crate::limits::TargetLimit;
+use crate::service::{CommandService, ServiceError};
+
+impl CommandService {
+    /// `PUT /v1/me/recovery-mobile`.
+    pub async fn request_recovery_mobile_change(
+        &self,
+        id: &AccountId,
+        session: &SessionId,
+        mobile: Mobile,
+        context: &CommandContext,
+    ) -> Result<(), ServiceError> {
+        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
+        self.admit_send(mobile.as_str(), "recovery", TargetLimit::CODES)
+            .await?;
+        let command = AccountCommand::RequestRecoveryMobileChange {
+            session_id: session.clone(),
+            mobile,
+            code_id: Uuid::new_v4().to_string(),
+        };
+        self.execute(id, command, context).await.map(drop)
+    }
+
+    /// `PUT /v1/me/recovery-email`.
+    pub async fn request_recovery_email_change(
+        &self,
+        id: &AccountId,
+        session: &SessionId,
+        email: Email,
+        context: &CommandContext,
+    ) -> Result<(), ServiceError> {
+        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
+        self.admit_send(email.as_str(), "recovery", TargetLimit::CODES)
+            .await?;
+        let command = AccountCommand::RequestRecoveryEmailChange {
+            session_id: session.clone(),
+            email,
+            code_id: Uuid::new_v4().to_string(),
+        };
+        self.execute(id, command, context).await.map(drop)
+    }
+
+    /// `POST /v1/me/recovery-{mobile,email}/confirmation`.
+    pub async fn confirm_recovery_change(
+        &self,
+        id: &AccountId,
+        channel: Channel,
+        code: VerificationCode,
+        context: &CommandContext,
+    ) -> Result<(), ServiceError> {
+        let command = AccountCommand::ConfirmRecoveryChange { channel, code };
+        self.execute(id, command, context).await.map(drop)
+    }
+}

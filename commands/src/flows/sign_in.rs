@@ -1,0 +1,150 @@
+//! Sign-in: by login email or account id with the password, or by login mobile with an SMS
+//! code. A success opens a session (12 hours); a wrong password is recorded (and may lock
+//! password sign-in); an unknown login gets the same answer, after the same Argon2 work, and
+//! never locks anything.
+
+use chrono::{DateTime, Utc};
+use domain::account::AccountCommand;
+use domain::values::{AccountId, Email, Mobile, VerificationCode};
+use domain::{DomainError, PasswordHash, SessionId};
+use std::sync::LazyLock;
+use uuid::Uuid;
+
+use super::{as_account_id, random_token, SmsPurpose};
+use crate::claims::ClaimKind;
+use crate::context::CommandContext;
+use crate::ports::NewSession;
+use crate::service::{CommandService, ServiceError};
+
+/// How long a session lives.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+
+/// A hash that matches no password, verified for unknown logins so that they take as long.
+static DECOY_HASH: LazyLock<PasswordHash> = LazyLock::new(|| {
+    PasswordHash::from_phc(
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
+         wP6zGe/eQcnBrHn5rLLCCLsbyz5mVf4whPu3O2m0/mY",
+    )
+});
+
+/// An open session.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The bearer token, shown once.
+    pub token: String,
+    pub session_id: SessionId,
+    pub account_id: AccountId,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl CommandService {
+    /// The account a password login names: an account id, or a login email.
+    async fn account_for_login(&self, login: &str) -> Result<Option<AccountId>, ServiceError> {
+        if let Some(id) = as_account_id(login) {
+            return Ok(Some(id));
+        }
+        let Ok(email) = Email::parse(login) else {
+            return Ok(None);
+        };
+        let owner = self
+            .store()
+            .claim_owner(ClaimKind::LoginEmail, email.as_str())
+            .await?;
+        let Some(owner) = owner.and_then(|o| AccountId::parse(&o).ok()) else {
+            return Ok(None);
+        };
+        // A claim may still be pending (a binding not yet confirmed): only a bound email counts.
+        let account = self.account(&owner).await?.state;
+        Ok((account.login_email.as_ref() == Some(&email)).then_some(owner))
+    }
+
+    /// Sign-in with a login (email or account id) and password.
+    pub async fn sign_in_with_password(
+        &self,
+        login: &str,
+        password: &str,
+        context: &CommandContext,
+    ) -> Result<SignedIn, ServiceError> {
+        let Some(id) = self.account_for_login(login).await? else {
+            self.hasher().verify(password, &DECOY_HASH).await?;
+            return Err(DomainError::InvalidCredentials.into());
+        };
+        let account = self.account(&id).await?.state;
+        if account.id.is_none() || account.password.is_none() {
+            self.hasher().verify(password, &DECOY_HASH).await?;
+            return Err(DomainError::InvalidCredentials.into());
+        }
+        if let Some(until) = account.locked_until(self.now()) {
+            return Err(DomainError::Locked { until }.into());
+        }
+        let session_id = SessionId::new(Uuid::new_v4().to_string());
+        self.retry_on_stale_check(|| async {
+            let account = self.account(&id).await?.state;
+            let check = self.check_password(&account, password).await?;
+            let command = AccountCommand::SignInWithPassword {
+                check,
+                session_id: session_id.clone(),
+            };
+            self.execute(&id, command, context).await
+        })
+        .await?;
+        self.open_session(id, session_id).await
+    }
+
+    /// Sign-in with the login mobile and the code of challenge `code_id`.
+    pub async fn sign_in_with_sms(
+        &self,
+        mobile: Mobile,
+        code_id: &str,
+        code: VerificationCode,
+        context: &CommandContext,
+    ) -> Result<SignedIn, ServiceError> {
+        self.pass_challenge(&mobile, SmsPurpose::Login, code_id, code, context)
+            .await?;
+        let owner = self
+            .store()
+            .claim_owner(ClaimKind::LoginMobile, mobile.as_str())
+            .await?
+            .and_then(|o| AccountId::parse(&o).ok())
+            .ok_or(DomainError::InvalidCode)?;
+        let session_id = SessionId::new(Uuid::new_v4().to_string());
+        let command = AccountCommand::SignInWithSms {
+            session_id: session_id.clone(),
+        };
+        self.execute(&owner, command, context).await?;
+        self.open_session(owner, session_id).await
+    }
+
+    async fn open_session(
+        &self,
+        account_id: AccountId,
+        session_id: SessionId,
+    ) -> Result<SignedIn, ServiceError> {
+        let token = random_token();
+        let created_at = self.now();
+        let session = NewSession {
+            session_id: session_id.as_str().to_owned(),
+            account_id: account_id.as_str().to_owned(),
+            created_at,
+            expires_at: created_at + SESSION_TTL,
+        };
+        self.sessions()
+            .create(&token, &session)
+            .await
+            .map_err(ServiceError::Unavailable)?;
+        Ok(SignedIn {
+            token,
+            session_id,
+            account_id,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// Ends one session.
+    pub async fn sign_out(&self, session: &SessionId) -> Result<(), ServiceError> {
+        self.sessions()
+            .revoke(session.as_str())
+            .await
+            .map_err(ServiceError::Unavailable)
+    }
+}

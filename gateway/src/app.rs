@@ -1,0 +1,162 @@
+//! The application: every role of accountd in one process (`accountd serve`), also what the
+//! end-to-end tests start on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use commands::hasher::PasswordHasher;
+use commands::CommandService;
+use domain::password::PasswordPolicy;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::extract::Role;
+use crate::http::{self, AppState, HttpConfig, Notifications};
+use crate::wiring::{read_store, ReadDirectory, ReadSessions, StoreLog};
+
+/// The metrics recorder is process-wide: installed once, shared by every application.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+/// A built application, listening, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    /// Background roles to run beside the HTTP server.
+    workers: Vec<Worker>,
+}
+
+/// A background role: given a shutdown signal, runs until it fires.
+pub type Worker =
+    Box<dyn FnOnce(watch::Receiver<bool>) -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// Resolves when `shutdown` turns true.
+pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Application {
+    /// Opens the store, migrates, builds the services and binds the listener.
+    pub async fn build(
+        config: Config,
+        notifications: Arc<dyn Notifications>,
+    ) -> anyhow::Result<Self> {
+        let store = config.open_store().await?;
+        let read = read_store(&store);
+        read.migrate().await.context("migrating the read store")?;
+        let keyring = config.keyring()?;
+        let service = CommandService::new(
+            store.clone(),
+            keyring,
+            PasswordHasher::for_this_machine(),
+            PasswordPolicy::default(),
+        )
+        .with_directory(Arc::new(ReadDirectory(read.clone())))
+        .with_sessions(Arc::new(ReadSessions(read.clone())));
+        let service_tokens = config
+            .service_tokens
+            .iter()
+            .filter_map(|(role, token)| Role::parse(role).map(|r| (r, token.clone())))
+            .collect();
+        let state = AppState {
+            service: service.clone(),
+            store: store.clone(),
+            read: read.clone(),
+            notifications,
+            audit: Arc::new(crate::wiring::NoAudit),
+            http: Arc::new(HttpConfig {
+                ip_rate_limit: config.ip_rate_limit,
+                trusted_proxy_header: config.trusted_proxy_header.clone(),
+                service_tokens,
+                reminder_after_days: PasswordPolicy::default().reminder_after_days,
+                request_timeout: Duration::from_secs(15),
+            }),
+            metrics: metrics_handle(),
+        };
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding {}", config.bind))?;
+
+        Ok(Self {
+            listener,
+            state,
+            workers: Vec::new(),
+        })
+    }
+
+    /// The projector as a background role (keeps the read models).
+    pub fn projector(&self) -> Worker {
+        let log = Arc::new(StoreLog(self.state.store.clone()));
+        let commits = self.state.service.executor().commits();
+        let read = self.state.read.clone();
+        Box::new(move |shutdown| {
+            Box::pin(async move {
+                projections::Projector::new(log, read)
+                    .run(commits, stopped(shutdown))
+                    .await;
+            })
+        })
+    }
+
+    /// Adds a background role.
+    pub fn with_worker(mut self, worker: Worker) -> Self {
+        self.workers.push(worker);
+        self
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves: stops accepting, finishes in-flight requests (for at
+    /// most 10 seconds), then stops the background roles.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopping) = watch::channel(false);
+        let tasks: Vec<_> = self
+            .workers
+            .into_iter()
+            .map(|worker| tokio::spawn(worker(stopping.clone())))
+            .collect();
+        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = drained_tx.send(());
+        });
+        let served = tokio::select! {
+            served = server => served.context("serving HTTP"),
+            () = async {
+                let _ = drained_rx.await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            } => Ok(()),
+        };
+        let _ = stop.send(true);
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        served
+    }
+}

@@ -1,0 +1,558 @@
+//! `accountd audit …` (SPEC §6, issue 7) and the audit port on the write side's store.
+//!
+//! - [`StoreAuditLog`]: `projections::audit::AuditLog` on `commands::Store` (the queries are
+//!   in `commands/src/store/streams.rs`); [`service`] builds the `Audit` the HTTP handlers use.
+//! - [`AuditCommand`]: the clap subcommands; [`run`] dispatches them and returns whether
+//!   everything was found and verified (the binary exits with status 1 otherwise).
+//! - [`history`], [`state`], [`verify`], [`export`]: one function per subcommand, writing to
+//!   the `out` given (stdout in the binary); diagnostics go to stderr.
+//! - [`bench_verify`]: `audit verify --all` throughput on generated, correctly chained events.
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Subcommand, ValueEnum};
+use commands::testing::TestDatabase;
+use commands::Store;
+use domain::account::ACCOUNT_AGGREGATE_TYPE;
+use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
+use domain::sample::{self, SampleEvent};
+use domain::stored::{to_payload, Checkpoint, RecordedEvent};
+use domain::values::AccountId;
+use projections::audit::{Audit, AuditLog, StreamHead, MAX_LIMIT};
+use projections::ReadStore;
+use serde_json::{json, Value};
+
+/// The write side's store as the audit port.
+#[derive(Clone, Debug)]
+pub struct StoreAuditLog(pub Store);
+
+impl AuditLog for StoreAuditLog {
+    fn stream(
+        &self,
+        account_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+        let store = self.0.clone();
+        let account_id = account_id.to_owned();
+        async move {
+            store
+                .stream_after(ACCOUNT_AGGREGATE_TYPE, &account_id, after, limit)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn streams(
+        &self,
+        after: Option<(String, u64)>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+        let store = self.0.clone();
+        async move {
+            store
+                .streams_after(
+                    ACCOUNT_AGGREGATE_TYPE,
+                    after.as_ref().map(|(id, s)| (id.as_str(), *s)),
+                    limit,
+                )
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, String>> + Send {
+        let store = self.0.clone();
+        async move {
+            let heads = store
+                .stream_heads(ACCOUNT_AGGREGATE_TYPE)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(heads
+                .into_iter()
+                .map(|h| StreamHead {
+                    account_id: h.aggregate_id,
+                    sequence: h.sequence,
+                    chain_hash: h.chain_hash,
+                })
+                .collect())
+        }
+    }
+
+    fn chain_hashes_at(
+        &self,
+        keys: &[(String, u64)],
+    ) -> impl Future<Output = Result<Vec<Option<String>>, String>> + Send {
+        let store = self.0.clone();
+        let keys = keys.to_vec();
+        async move {
+            store
+                .chain_hashes_at(ACCOUNT_AGGREGATE_TYPE, &keys)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    fn occurred_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Checkpoint,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+        let store = self.0.clone();
+        async move {
+            store
+                .occurred_between(ACCOUNT_AGGREGATE_TYPE, since, until, after, limit)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The audit service on `store` (whose read side must be migrated: it holds the anchors).
+/// `reminder_after_days` is the password policy's reminder age.
+pub fn service(store: &Store, reminder_after_days: i64) -> Audit<StoreAuditLog> {
+    Audit::new(
+        Arc::new(StoreAuditLog(store.clone())),
+        read_store(store),
+        reminder_after_days,
+    )
+}
+
+fn read_store(store: &Store) -> ReadStore {
+    match store {
+        Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
+        Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
+    }
+}
+
+/// `accountd audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print an account's whole history, secrets redacted.
+    History {
+        account_id: String,
+        #[arg(long, value_enum, default_value_t = HistoryFormat::Json)]
+        format: HistoryFormat,
+    },
+    /// Print the profile as it stood at an instant, replayed from the events.
+    State {
+        account_id: String,
+        /// RFC 3339, e.g. 2026-11-26T10:00:00Z.
+        #[arg(long)]
+        at: DateTime<Utc>,
+    },
+    /// Verify the hash chain of one account, or of every account, against the latest anchor.
+    /// Exit status 1 on any break.
+    Verify {
+        #[arg(required_unless_present = "all")]
+        account_id: Option<String>,
+        #[arg(long, conflicts_with = "account_id")]
+        all: bool,
+    },
+    /// Write the events that occurred in [since, until) as ndjson, closed by a line holding
+    /// the root hash of the exported lines.
+    Export {
+        #[arg(long)]
+        since: DateTime<Utc>,
+        #[arg(long)]
+        until: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HistoryFormat {
+    /// `{"events": [...]}`, as the audit API answers.
+    Json,
+    /// One event per line.
+    Ndjson,
+}
+
+/// What `verify` checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyTarget {
+    Account(AccountId),
+    All,
+}
+
+/// Runs one `accountd audit` subcommand on `store`, writing to stdout. `Ok(false)`: an
+/// account was not found or something did not verify (exit status 1).
+pub async fn run(
+    command: AuditCommand,
+    store: &Store,
+    reminder_after_days: i64,
+) -> anyhow::Result<bool> {
+    read_store(store)
+        .migrate()
+        .await
+        .context("migrating the read side (anchor tables)")?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let outcome = match command {
+        AuditCommand::History { account_id, format } => {
+            history(store, &parse_id(&account_id)?, format, &mut out).await
+        }
+        AuditCommand::State { account_id, at } => {
+            state(
+                store,
+                &parse_id(&account_id)?,
+                at,
+                reminder_after_days,
+                &mut out,
+            )
+            .await
+        }
+        AuditCommand::Verify { account_id, all } => {
+            let target = match (account_id, all) {
+                (_, true) => VerifyTarget::All,
+                (Some(id), false) => VerifyTarget::Account(parse_id(&id)?),
+                (None, false) => anyhow::bail!("name an account ID or --all"),
+            };
+            verify(store, target, &mut out).await
+        }
+        AuditCommand::Export { since, until } => {
+            export(store, since, until, &mut out).await.map(|_| true)
+        }
+    };
+    out.flush()?;
+    outcome
+}
+
+fn parse_id(text: &str) -> anyhow::Result<AccountId> {
+    AccountId::parse(text).with_context(|| format!("{text:?} is not an account ID"))
+}
+
+/// `accountd audit history ID`: every event of the account, redacted. `Ok(false)` when the
+/// account has no events.
+pub async fn history(
+    store: &Store,
+    account: &AccountId,
+    format: HistoryFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let audit = service(store, 0);
+    let mut after = 0;
+    let mut written = 0u64;
+    if format == HistoryFormat::Json {
+        out.write_all(b"{\"events\":[")?;
+    }
+    loop {
+        let Some(page) = audit.history(account, after, Some(MAX_LIMIT)).await? else {
+            eprintln!("account {account} has no events");
+            return Ok(false);
+        };
+        let full = page.events.len() == MAX_LIMIT as usize;
+        for event in &page.events {
+            after = event.sequence;
+            match format {
+                HistoryFormat::Json if written > 0 => out.write_all(b",")?,
+                HistoryFormat::Json => {}
+                HistoryFormat::Ndjson => {}
+            }
+            serde_json::to_writer(&mut *out, event)?;
+            if format == HistoryFormat::Ndjson {
+                out.write_all(b"\n")?;
+            }
+            written += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    if format == HistoryFormat::Json {
+        out.write_all(b"]}\n")?;
+    }
+    Ok(true)
+}
+
+/// `accountd audit state ID --at T`: the profile at `at`, unmasked. `Ok(false)` when the
+/// account did not exist then.
+pub async fn state(
+    store: &Store,
+    account: &AccountId,
+    at: DateTime<Utc>,
+    reminder_after_days: i64,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    match service(store, reminder_after_days)
+        .state_at(account, at)
+        .await?
+    {
+        Some(profile) => {
+            serde_json::to_writer_pretty(&mut *out, &profile)?;
+            out.write_all(b"\n")?;
+            Ok(true)
+        }
+        None => {
+            eprintln!(
+                "account {account} did not exist at {}",
+                at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// `accountd audit verify [ID | --all]`: prints what it found (where each break is) and
+/// returns whether everything verified.
+pub async fn verify(
+    store: &Store,
+    target: VerifyTarget,
+    out: &mut impl Write,
+) -> anyhow::Result<bool> {
+    let audit = service(store, 0);
+    match target {
+        VerifyTarget::Account(account) => match audit.verify(&account).await? {
+            None => {
+                eprintln!("account {account} has no events");
+                Ok(false)
+            }
+            Some(verification) => {
+                let mut line = serde_json::to_value(&verification)?;
+                line["account_id"] = json!(account.as_str());
+                writeln!(out, "{line}")?;
+                if let Some(sequence) = verification.first_broken_sequence {
+                    writeln!(out, "account {account}: broken at sequence {sequence}")?;
+                }
+                Ok(verification.ok)
+            }
+        },
+        VerifyTarget::All => {
+            let started = Instant::now();
+            let report = audit.verify_all().await?;
+            let seconds = started.elapsed().as_secs_f64();
+            for broken in &report.broken {
+                writeln!(
+                    out,
+                    "account {}: broken at sequence {} ({} events checked)",
+                    broken.account_id,
+                    broken
+                        .verification
+                        .first_broken_sequence
+                        .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                    broken.verification.events_checked
+                )?;
+            }
+            match &report.anchor {
+                Some(anchor) if !report.anchor_intact => writeln!(
+                    out,
+                    "anchor #{}: its stored heads no longer fold into its root hash {}",
+                    anchor.id, anchor.root_hash
+                )?,
+                _ => {}
+            }
+            writeln!(
+                out,
+                "{} streams, {} events verified in {seconds:.2}s ({:.0} events/s): {}; {}",
+                report.streams,
+                report.events,
+                report.events as f64 / seconds.max(1e-9),
+                if report.broken.is_empty() {
+                    "no broken stream".to_owned()
+                } else {
+                    format!("{} broken", report.broken.len())
+                },
+                match &report.anchor {
+                    None => "no anchor yet".to_owned(),
+                    Some(a) => format!(
+                        "latest anchor #{} at {} ({})",
+                        a.id,
+                        a.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                        if report.anchor_intact {
+                            "intact"
+                        } else {
+                            "NOT intact"
+                        }
+                    ),
+                }
+            )?;
+            Ok(report.ok())
+        }
+    }
+}
+
+/// `accountd audit export --since T --until T`: ndjson to `out`, the summary to stderr.
+pub async fn export(
+    store: &Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    out: &mut impl Write,
+) -> anyhow::Result<projections::audit::ExportSummary> {
+    let summary = service(store, 0).export(since, until, out).await?;
+    eprintln!(
+        "exported {} events; root hash {}",
+        summary.events, summary.root_hash
+    );
+    Ok(summary)
+}
+
+/// `audit verify --all` throughput on `events` generated events over `accounts` accounts,
+/// written with correct chain hashes into a scratch database (PostgreSQL created through
+/// `admin_url`, or a SQLite file when `sqlite`), anchored once. Prints events/s, beside a
+/// baseline: the same walk of the table without verifying.
+pub async fn bench_verify(
+    admin_url: &str,
+    events: usize,
+    accounts: usize,
+    sqlite: bool,
+) -> anyhow::Result<()> {
+    let db = if sqlite {
+        TestDatabase::sqlite().await
+    } else {
+        TestDatabase::postgres_at(admin_url).await
+    };
+    let store = db.store.clone();
+    read_store(&store).migrate().await?;
+    let backend = if sqlite { "SQLite" } else { "PostgreSQL" };
+    println!("accountd bench audit-verify: {events} events over {accounts} accounts on {backend}");
+
+    let started = Instant::now();
+    let history = sample::history(accounts, events, 42);
+    println!(
+        "  generated in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    insert_chained(&store, &history).await?;
+    drop(history);
+    if let Store::Postgres(pool) = &store {
+        sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
+    }
+    println!("  inserted in {:.1}s", started.elapsed().as_secs_f64());
+
+    let audit = service(&store, 90);
+    let started = Instant::now();
+    let anchor = audit.create_anchor(Utc::now()).await?;
+    println!(
+        "  anchor of {} streams created in {:.2}s",
+        anchor.streams,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Baseline: the same walk of the table, reading every page, verifying nothing.
+    let log = StoreAuditLog(store.clone());
+    let started = Instant::now();
+    let mut after: Option<(String, u64)> = None;
+    let mut read = 0usize;
+    loop {
+        let page = log
+            .streams(after.clone(), 10_000)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        read += page.len();
+        match page.last() {
+            Some(last) if page.len() == 10_000 => {
+                after = Some((last.aggregate_id.clone(), last.sequence))
+            }
+            _ => break,
+        }
+    }
+    let baseline = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let report = audit.verify_all().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(report.ok(), "the generated store did not verify: {report:?}");
+    anyhow::ensure!(report.events as usize == events && read == events);
+    println!(
+        "  read only:       {:>9.0} events/s ({baseline:.2}s)",
+        read as f64 / baseline
+    );
+    println!(
+        "  verify --all:    {:>9.0} events/s ({seconds:.2}s, {} streams); {:.2}x the read-only time",
+        report.events as f64 / seconds,
+        report.streams,
+        seconds / baseline
+    );
+    Ok(())
+}
+
+/// One generated event as a row of the `events` table.
+struct ChainedRow<'a> {
+    aggregate_id: &'a str,
+    sequence: i64,
+    event_type: &'static str,
+    payload: String,
+    metadata: String,
+}
+
+/// Writes a generated history as the executor would: per-event metadata (event id, time,
+/// actor) and each stream's chain hash. Times advance by one `sample::STEP` per event.
+async fn insert_chained(store: &Store, history: &[SampleEvent]) -> anyhow::Result<()> {
+    let mut heads: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    let start = sample::start();
+    for (chunk_index, chunk) in history.chunks(5_000).enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, event) in chunk.iter().enumerate() {
+            let n = chunk_index * 5_000 + i;
+            let payload = to_payload(&event.event)?;
+            let event_type = event.event.type_name();
+            let occurred_at = start + sample::STEP * i32::try_from(n).unwrap_or(i32::MAX);
+            let mut metadata = json!({
+                "event_id": format!("00000000-0000-7000-8000-{n:012}"),
+                "occurred_at": occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                "actor": format!("account:{}", event.aggregate_id),
+            });
+            let previous = heads
+                .get(event.aggregate_id.as_str())
+                .map_or(GENESIS, String::as_str);
+            let hash = chain_hash(previous, event_type, "1", &payload, &metadata);
+            metadata[CHAIN_HASH_KEY] = Value::String(hash.clone());
+            heads.insert(&event.aggregate_id, hash);
+            rows.push(ChainedRow {
+                aggregate_id: &event.aggregate_id,
+                sequence: i64::try_from(event.sequence)?,
+                event_type,
+                payload: payload.to_string(),
+                metadata: metadata.to_string(),
+            });
+        }
+        match store {
+            Store::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                         event_version, payload, metadata) \
+                     SELECT 'Account', id, seq, ty, '1', p::json, m::json \
+                       FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
+                            WITH ORDINALITY AS u(id, seq, ty, p, m, n) \
+                      ORDER BY n",
+                )
+                .bind(rows.iter().map(|r| r.aggregate_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+                .execute(pool)
+                .await?;
+            }
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                for part in rows.chunks(150) {
+                    let values = vec!["('Account', ?, ?, ?, '1', ?, ?)"; part.len()].join(", ");
+                    let sql = format!(
+                        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                             event_version, payload, metadata) VALUES {values}"
+                    );
+                    let mut insert = sqlx::query(&sql);
+                    for row in part {
+                        insert = insert
+                            .bind(row.aggregate_id)
+                            .bind(row.sequence)
+                            .bind(row.event_type)
+                            .bind(row.payload.as_str())
+                            .bind(row.metadata.as_str());
+                    }
+                    insert.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Cross-cutting request handling: per-IP limits on public routes, Idempotency-Key on POST
+//! commands, a request timeout answered as a problem, and request metrics.
+
+use std::time::Instant;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use commands::Store;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::error::ApiError;
+use super::extract::{client_of, payload_too_large};
+use super::{AppState, BODY_LIMIT};
+
+/// The route template (`/v1/password-resets/{token}`), or the path when none matched.
+fn route_of(request: &Request) -> String {
+    request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    )
+}
+
+/// Per client IP and public route: `ACCOUNTD_IP_RATE_LIMIT` requests a minute (0 is off).
+pub async fn ip_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let per_minute = state.http.ip_rate_limit;
+    if per_minute == 0 {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let client = client_of(&parts, &state);
+    let route = format!("{} {}", parts.method, {
+        let request = Request::from_parts(parts.clone(), Body::empty());
+        route_of(&request)
+    });
+    match state
+        .store
+        .admit_request(&client.ip_key(), &route, per_minute, state.service.now())
+        .await
+    {
+        Ok(Ok(())) => next.run(Request::from_parts(parts, body)).await,
+        Ok(Err(retry)) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests from this address; try again later.",
+        )
+        .with_retry_after(retry.seconds())
+        .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// Answers 503 when a request takes longer than the configured timeout.
+pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.http.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(1).into_response(),
+    }
+}
+
+/// Counts requests and their latency by method, route and status.
+pub async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().to_string();
+    let route = route_of(&request);
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!("accountd_http_requests_total", &labels).increment(1);
+    metrics::histogram!("accountd_http_request_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Idempotency-Key on POST (SPEC §3): scoped to caller, method and path for 24 hours. A retry
+/// with the same key and body gets the first response and changes nothing; another body answers
+/// 422; a request still in flight answers 409. Server failures (5xx) are not remembered, so
+/// they can be retried.
+pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let key = request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(key) = key.filter(|_| request.method() == Method::POST) else {
+        return next.run(request).await;
+    };
+    if key.is_empty() || key.len() > 255 {
+        return ApiError::invalid_request("Idempotency-Key must be 1 to 255 characters.")
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+        return payload_too_large().into_response();
+    };
+    let caller = caller_of(&parts, &state);
+    let path = parts.uri.path().to_owned();
+    let request_hash = hex::encode(Sha256::digest(&bytes));
+    let record = IdempotencyRecord {
+        store: &state.store,
+        caller: &caller,
+        path: &path,
+        key: &key,
+    };
+    match record.begin(&request_hash, state.service.now()).await {
+        Ok(Begin::Fresh) => {}
+        Ok(Begin::Replay(response)) => return response,
+        Ok(Begin::InFlight) => {
+            return ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "A request with this Idempotency-Key is still in flight.",
+            )
+            .into_response()
+        }
+        Ok(Begin::OtherBody) => {
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with another body.",
+            )
+            .into_response()
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        let _ = record.forget().await;
+        return ApiError::unavailable(1).into_response();
+    };
+    let outcome = if parts.status.is_server_error() {
+        record.forget().await
+    } else {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        record
+            .finish(parts.status.as_u16(), content_type, &bytes)
+            .await
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "could not record an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Who a request comes from, for scoping idempotency keys: the bearer token's hash, or the
+/// client IP for anonymous public requests.
+fn caller_of(parts: &axum::http::request::Parts, state: &AppState) -> String {
+    match parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(auth) => format!("bearer:{}", hex::encode(Sha256::digest(auth.as_bytes()))),
+        None => format!("ip:{}", client_of(parts, state).ip_key()),
+    }
+}
+
+enum Begin {
+    Fresh,
+    Replay(Response),
+    InFlight,
+    OtherBody,
+}
+
+struct IdempotencyRecord<'a> {
+    store: &'a Store,
+    caller: &'a str,
+    path: &'a str,
+    key: &'a str,
+}
+
+impl IdempotencyRecord<'_> {
+    async fn begin(
+        &self,
+        request_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Begin, commands::StoreError> {
+        const PRUNE: &str = "DELETE FROM idempotency_keys WHERE caller = $1 AND method = 'POST' \
+            AND path = $2 AND key = $3 AND created_at < $4";
+        const INSERT: &str =
+            "INSERT INTO idempotency_keys (caller, method, path, key, request_hash, created_at) \
+            VALUES ($1, 'POST', $2, $3, $4, $5) ON CONFLICT (caller, method, path, key) DO NOTHING";
+        const SELECT: &str =
+            "SELECT request_hash, status, content_type, body FROM idempotency_keys \
+            WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
+        let expired = now - chrono::Duration::hours(24);
+        macro_rules! run {
+            ($pool:expr, $fix:expr) => {{
+                let fix: fn(&str) -> String = $fix;
+                sqlx::query(&fix(PRUNE))
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .bind(expired)
+                    .execute($pool)
+                    .await?;
+                let inserted = sqlx::query(&fix(INSERT))
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .bind(request_hash)
+                    .bind(now)
+                    .execute($pool)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    return Ok(Begin::Fresh);
+                }
+                let row = sqlx::query(&fix(SELECT))
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .fetch_optional($pool)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(Begin::InFlight);
+                };
+                let stored_hash: String = row.try_get(0)?;
+                let status: Option<i32> = row.try_get(1)?;
+                let content_type: Option<String> = row.try_get(2)?;
+                let body: Option<Vec<u8>> = row.try_get(3)?;
+                (stored_hash, status, content_type, body)
+            }};
+        }
+        let (stored_hash, status, content_type, body) = match self.store {
+            Store::Postgres(pool) => run!(pool, |s| s.to_owned()),
+            Store::Sqlite(pool) => run!(pool, |s| s.replace('$', "?")),
+        };
+        if stored_hash != request_hash {
+            return Ok(Begin::OtherBody);
+        }
+        let Some(status) = status else {
+            return Ok(Begin::InFlight);
+        };
+        let mut response = Response::new(Body::from(body.unwrap_or_default()));
+        *response.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+        if let Some(ct) = content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
+            response.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        Ok(Begin::Replay(response))
+    }
+
+    async fn finish(
+        &self,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(), commands::StoreError> {
+        const SQL: &str = "UPDATE idempotency_keys SET status = $4, content_type = $5, body = $6 \
+            WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
+        match self.store {
+            Store::Postgres(pool) => {
+                sqlx::query(SQL)
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .bind(i32::from(status))
+                    .bind(content_type)
+                    .bind(body)
+                    .execute(pool)
+                    .await?;
+            }
+            Store::Sqlite(pool) => {
+                sqlx::query(&SQL.replace('$', "?"))
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .bind(i32::from(status))
+                    .bind(content_type)
+                    .bind(body)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn forget(&self) -> Result<(), commands::StoreError> {
+        const SQL: &str = "DELETE FROM idempotency_keys WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
+        match self.store {
+            Store::Postgres(pool) => {
+                sqlx::query(SQL)
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .execute(pool)
+                    .await?;
+            }
+            Store::Sqlite(pool) => {
+                sqlx::query(&SQL.replace('$', "?"))
+                    .bind(self.caller)
+                    .bind(self.path)
+                    .bind(self.key)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,485 @@
+//! The background roles of issue 5 as the binary runs them: the relay (event log → bus), the
+//! notifier (bus → email and SMS), and the password-age reminder sweep; plus the bus behind
+//! `POST /internal/v1/accounts/{id}/notifications` and `accountd bench notify`.
+//!
+//! - `accountd serve`: [`connect_bus`], then `Application::build(config, Arc::new(BusNotifications(bus)))`,
+//!   then [`attach`] adds the three roles as the application's workers.
+//! - `accountd relay`: [`run_relay`]. `accountd notify`: [`run_notify`] (notifier and sweep).
+//! - `accountd bench notify`: [`bench_notify`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use commands::hasher::PasswordHasher;
+use commands::secrets::Keyring;
+use commands::{CommandContext, CommandService, Store};
+use domain::password::PasswordPolicy;
+use domain::values::{AccountId, Email};
+use domain::{AccountCommand, PasswordHash, Sealed};
+use projections::bus::{Bus, BusConfig, NotificationKind, NotificationRequest};
+use projections::notifier::senders::Senders;
+use projections::notifier::{Notifier, NotifierSettings, Unsealer};
+use projections::relay::Relay;
+use projections::ReadStore;
+use tokio::sync::{watch, Notify};
+use tracing::{info, warn};
+
+use crate::app::{stopped, Application, Worker};
+use crate::config::Config;
+use crate::wiring::{read_store, StoreLog};
+
+/// How often the reminder sweep looks for passwords that crossed the reminder age.
+pub const REMINDER_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Accounts reminded per round of the sweep (the sweep loops until none is left).
+const REMINDER_BATCH: i64 = 500;
+
+/// The keyring as the notifier's unsealer: only the notifier opens sealed codes and tokens.
+#[derive(Clone)]
+pub struct KeyringUnsealer(pub Keyring);
+
+impl Unsealer for KeyringUnsealer {
+    fn open(&self, sealed: &Sealed) -> Option<String> {
+        self.0.open(sealed)
+    }
+}
+
+/// The bus as the gateway's way to publish subscribed messages and to check readiness.
+#[derive(Clone, Debug)]
+pub struct BusNotifications(pub Bus);
+
+impl crate::http::Notifications for BusNotifications {
+    fn publish<'a>(
+        &'a self,
+        account_id: &'a str,
+        kind: &'a str,
+        subject: &'a str,
+        body: &'a str,
+    ) -> commands::ports::PortFuture<'a, ()> {
+        Box::pin(async move {
+            let kind = match kind {
+                "arrears" => NotificationKind::Arrears,
+                "expiry" => NotificationKind::Expiry,
+                "event" => NotificationKind::Event,
+                other => return Err(format!("unknown notification kind {other}")),
+            };
+            let request = NotificationRequest {
+                kind,
+                subject: subject.to_owned(),
+                body: body.to_owned(),
+            };
+            self.0
+                .publish_notification_request(account_id, &request)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn ping(&self) -> commands::ports::PortFuture<'_, ()> {
+        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// The configured bus: NATS when `NATS_URL` is set (streams created or updated), else the
+/// in-process bus.
+pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
+    let bus = Bus::connect(BusConfig {
+        url: config.nats_url.clone(),
+        prefix: config.nats_stream_prefix.clone(),
+        replicas: config.nats_replicas.max(1),
+    })
+    .await
+    .context("connecting to the bus (NATS_URL)")?;
+    info!(bus = ?bus, "bus ready");
+    Ok(bus)
+}
+
+/// The senders SPEC §7 configures (SMTP, SMS gateway, or the file sink in the data folder).
+pub fn senders(config: &Config) -> anyhow::Result<Senders> {
+    Senders::configured(
+        config.smtp_url.as_deref(),
+        &config.smtp_from,
+        config.sms_url.as_deref(),
+        &config.data_dir,
+    )
+    .context("configuring the email and SMS senders")
+}
+
+pub fn notifier_settings(config: &Config) -> NotifierSettings {
+    NotifierSettings {
+        public_url: config.public_url.clone(),
+        ..NotifierSettings::default()
+    }
+}
+
+/// The relay as a worker: publishes the log after its checkpoint, woken by local commits.
+pub fn relay_worker(store: Store, read: ReadStore, bus: Bus, commits: Arc<Notify>) -> Worker {
+    Box::new(move |shutdown| {
+        Box::pin(async move {
+            Relay::new(Arc::new(StoreLog(store)), read, bus)
+                .run(commits, stopped(shutdown))
+                .await;
+        })
+    })
+}
+
+/// The notifier as a worker.
+pub fn notifier_worker(
+    read: ReadStore,
+    bus: Bus,
+    keyring: Keyring,
+    senders: Senders,
+    settings: NotifierSettings,
+) -> Worker {
+    Box::new(move |shutdown| {
+        Box::pin(async move {
+            let notifier = Notifier::new(
+                read,
+                bus,
+                Arc::new(KeyringUnsealer(keyring)),
+                senders,
+                settings,
+            );
+            Arc::new(notifier).run(stopped(shutdown)).await;
+        })
+    })
+}
+
+/// The reminder sweep as a worker: one sweep at start, then every `interval`.
+pub fn reminder_worker(service: CommandService, read: ReadStore, interval: Duration) -> Worker {
+    Box::new(move |shutdown| {
+        Box::pin(async move {
+            run_reminders(&service, &read, interval, stopped(shutdown)).await;
+        })
+    })
+}
+
+/// Sweeps every `interval` until `shutdown` resolves.
+pub async fn run_reminders(
+    service: &CommandService,
+    read: &ReadStore,
+    interval: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        match reminder_sweep(service, read, Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => info!(accounts = n, "password reminders recorded"),
+            Err(e) => warn!(error = %e, "password reminder sweep failed"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One sweep at `now`: every account whose password crossed the reminder age and was not
+/// reminded for it gets `SendPasswordExpiryReminder` (the aggregate records
+/// `PasswordExpiryReminderSent` at most once per password). Returns how many were asked.
+pub async fn reminder_sweep(
+    service: &CommandService,
+    read: &ReadStore,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let days = service.policy().reminder_after_days;
+    let mut asked = 0;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let due = read
+            .password_reminders_due(now, days, REMINDER_BATCH)
+            .await
+            .context("reading the accounts due a password reminder")?;
+        // The read model catches up after the command; ids already asked are skipped.
+        let fresh: Vec<String> = due.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        if fresh.is_empty() {
+            return Ok(asked);
+        }
+        for id in fresh {
+            let Ok(account_id) = AccountId::parse(&id) else {
+                continue;
+            };
+            match service
+                .execute(
+                    &account_id,
+                    AccountCommand::SendPasswordExpiryReminder,
+                    &CommandContext::system(),
+                )
+                .await
+            {
+                Ok(_) => asked += 1,
+                Err(e) => warn!(account_id = %id, error = %e, "password reminder failed"),
+            }
+        }
+    }
+}
+
+/// Adds the relay, the notifier and the reminder sweep to an application (`accountd serve`).
+pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<Application> {
+    let state = app.state().clone();
+    let keyring = state.service.keyring().clone();
+    let senders = senders(config)?;
+    Ok(app
+        .with_worker(relay_worker(
+            state.store.clone(),
+            state.read.clone(),
+            bus.clone(),
+            state.service.executor().commits(),
+        ))
+        .with_worker(notifier_worker(
+            state.read.clone(),
+            bus,
+            keyring,
+            senders,
+            notifier_settings(config),
+        ))
+        .with_worker(reminder_worker(
+            state.service.clone(),
+            state.read,
+            REMINDER_SWEEP_INTERVAL,
+        )))
+}
+
+/// Opens the store and its read side, migrated.
+async fn open(config: &Config) -> anyhow::Result<(Store, ReadStore)> {
+    let store = config.open_store().await?;
+    let read = read_store(&store);
+    read.migrate().await.context("migrating the read store")?;
+    Ok((store, read))
+}
+
+/// `accountd relay`: the relay alone, until `shutdown`. Needs NATS (an in-process bus would
+/// publish to nobody).
+pub async fn run_relay(
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.nats_url.is_some(),
+        "`accountd relay` needs NATS_URL: the in-process bus lives inside `accountd serve`"
+    );
+    let (store, read) = open(config).await?;
+    let bus = connect_bus(config).await?;
+    Relay::new(Arc::new(StoreLog(store)), read, bus)
+        .run(Arc::new(Notify::new()), shutdown)
+        .await;
+    Ok(())
+}
+
+/// `accountd notify`: the notifier and the reminder sweep, until `shutdown`. Needs NATS.
+pub async fn run_notify(
+    config: &Config,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        config.nats_url.is_some(),
+        "`accountd notify` needs NATS_URL: the in-process bus lives inside `accountd serve`"
+    );
+    let (store, read) = open(config).await?;
+    let keyring = config.keyring()?;
+    let bus = connect_bus(config).await?;
+    let service = CommandService::new(
+        store,
+        keyring.clone(),
+        PasswordHasher::new(1, 1),
+        PasswordPolicy::default(),
+    );
+    let notifier = Arc::new(Notifier::new(
+        read.clone(),
+        bus,
+        Arc::new(KeyringUnsealer(keyring)),
+        senders(config)?,
+        notifier_settings(config),
+    ));
+    let (stop, stopping) = watch::channel(false);
+    let notifier_task = tokio::spawn(notifier.run(stopped(stopping.clone())));
+    let sweep = run_reminders(&service, &read, REMINDER_SWEEP_INTERVAL, stopped(stopping));
+    tokio::select! {
+        () = shutdown => {}
+        () = sweep => {}
+    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), notifier_task).await;
+    Ok(())
+}
+
+/// What `accountd bench notify` measures with.
+#[derive(Debug, Clone)]
+pub struct NotifyBench {
+    /// Sign-ups, each of which sends one email (its verification code).
+    pub accounts: usize,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// A PostgreSQL URL through which a scratch database is created (and dropped); `None` uses
+    /// a scratch SQLite file.
+    pub admin_url: Option<String>,
+    /// NATS; `None` uses the in-process bus.
+    pub nats_url: Option<String>,
+}
+
+/// What it measured.
+#[derive(Debug, Clone)]
+pub struct NotifyReport {
+    pub messages: usize,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl NotifyReport {
+    pub fn per_second(&self) -> f64 {
+        self.messages as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// `accountd bench notify`: commit-to-send latency (p50, p99) and messages/s through the relay
+/// and the notifier into the file sink, on a scratch database and a scratch stream prefix.
+pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> {
+    use commands::testing::TestDatabase;
+    let db = match &options.admin_url {
+        Some(admin) => TestDatabase::postgres_at(admin).await,
+        None => TestDatabase::sqlite().await,
+    };
+    let read = read_store(&db.store);
+    read.migrate().await?;
+    let prefix = format!("bench{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let bus = Bus::connect(BusConfig {
+        url: options.nats_url.clone(),
+        prefix,
+        replicas: 1,
+    })
+    .await?;
+    let key = commands::secrets::decode_key(&commands::secrets::generate_key())?;
+    let keyring = Keyring::new(key, []);
+    let service = CommandService::new(
+        db.store.clone(),
+        keyring.clone(),
+        PasswordHasher::new(1, 1),
+        PasswordPolicy::default(),
+    );
+    let outbox_dir = std::env::temp_dir().join(format!("accountd_bench_{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&outbox_dir)?;
+    let (stop, stopping) = watch::channel(false);
+    let relay = Relay::new(Arc::new(StoreLog(db.store.clone())), read.clone(), bus.clone());
+    let commits = service.executor().commits();
+    let relay_task = tokio::spawn({
+        let stopping = stopping.clone();
+        async move { relay.run(commits, stopped(stopping)).await }
+    });
+    let notifier = Arc::new(Notifier::new(
+        read.clone(),
+        bus.clone(),
+        Arc::new(KeyringUnsealer(keyring)),
+        Senders::file(&outbox_dir),
+        NotifierSettings::default(),
+    ));
+    let notifier_task = tokio::spawn(notifier.run(stopped(stopping)));
+
+    let started = Utc::now();
+    let writers = options.writers.max(1);
+    let per_writer = options.accounts.div_ceil(writers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let service = service.clone();
+        tasks.spawn(async move {
+            let mut committed = Vec::with_capacity(per_writer);
+            for i in 0..per_writer {
+                let number = service.store().next_account_number().await?;
+                let account_id = AccountId::from_number(number)?;
+                let address = format!("bench.{writer}.{i}@example.com");
+                service
+                    .execute(
+                        &account_id,
+                        AccountCommand::RegisterWithEmail {
+                            account_id: account_id.clone(),
+                            login_email: Email::parse(&address)?,
+                            // No Argon2 work: this measures the way to the sink, not hashing.
+                            password_hash: PasswordHash::from_phc("$argon2id$v=19$bench"),
+                            code_id: format!("bench-{number}"),
+                        },
+                        &CommandContext::system(),
+                    )
+                    .await?;
+                committed.push((address, Utc::now()));
+            }
+            Ok::<_, anyhow::Error>(committed)
+        });
+    }
+    let mut committed = std::collections::HashMap::new();
+    while let Some(done) = tasks.join_next().await {
+        committed.extend(done??);
+    }
+    let outbox = outbox_dir.join("outbox.ndjson");
+    let sent = wait_for_lines(&outbox, committed.len(), Duration::from_secs(300)).await?;
+    let _ = stop.send(true);
+    let _ = relay_task.await;
+    let _ = notifier_task.await;
+    let mut latencies: Vec<f64> = Vec::with_capacity(sent.len());
+    let mut last_sent = started;
+    for (to, sent_at) in &sent {
+        if let Some(at) = committed.get(to) {
+            latencies.push((*sent_at - *at).num_microseconds().unwrap_or_default() as f64 / 1000.0);
+            last_sent = last_sent.max(*sent_at);
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let percentile = |p: f64| {
+        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies.get(i).copied().unwrap_or_default()
+    };
+    let report = NotifyReport {
+        messages: latencies.len(),
+        seconds: (last_sent - started).num_microseconds().unwrap_or_default() as f64 / 1e6,
+        p50_ms: percentile(0.5),
+        p99_ms: percentile(0.99),
+    };
+    let _ = bus.delete_streams().await;
+    let _ = std::fs::remove_dir_all(&outbox_dir);
+    println!(
+        "notify bench ({} store, {} bus, {} writers): {} messages in {:.2}s = {:.0} messages/s; \
+         commit-to-send p50 {:.1} ms, p99 {:.1} ms",
+        if options.admin_url.is_some() { "PostgreSQL" } else { "SQLite" },
+        if options.nats_url.is_some() { "NATS" } else { "in-process" },
+        writers,
+        report.messages,
+        report.seconds,
+        report.per_second(),
+        report.p50_ms,
+        report.p99_ms,
+    );
+    Ok(report)
+}
+
+/// Waits until the outbox holds `count` lines; returns each line's `to` and `sent_at`.
+async fn wait_for_lines(
+    path: &Path,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
+        if text.lines().count() >= count || tokio::time::Instant::now() >= deadline {
+            return Ok(text
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter_map(|line| {
+                    let to = line["to"].as_str()?.to_owned();
+                    let at = DateTime::parse_from_rfc3339(line["sent_at"].as_str()?).ok()?;
+                    Some((to, at.with_timezone(&Utc)))
+                })
+                .collect());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The data folder's outbox (the file sink), for operators and tests.
+pub fn outbox_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("outbox.ndjson")
+}

@@ -1,0 +1,557 @@
+//! What each consumed message asks the notifier to send, and to whom (SPEC §2 Notifications).
+//! Pure: the notifier's own fold of an account's contact values in, planned messages out.
+//!
+//! - Verification codes go to the target being verified; sign-up / sign-in codes to the
+//!   challenge's mobile.
+//! - Security notices go to every contact value as it stands once the change took effect,
+//!   verified or not, and a change also to the value it replaced.
+//! - The reset link goes to the login email named in `ResetTokenIssued`.
+//! - Account information goes to the mobile named in `AccountInfoSent`, once per message id
+//!   (the same message may be recorded on each account it lists).
+//! - The 90-day reminder goes to every contact value.
+//! - Subscribed messages go to the verified contact values only.
+
+use chrono::{DateTime, Utc};
+use domain::account::{AccountSummary, PasswordChangeReason, Verifiable};
+use domain::values::{Email, Mobile};
+use domain::{Channel, CodePurpose, Sealed};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::bus::NotificationRequest;
+
+/// The notifier's fold of one account: its contact values as of `last_sequence`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Contacts {
+    pub last_sequence: u64,
+    pub mobile: Option<(String, bool)>,
+    pub email: Option<(String, bool)>,
+}
+
+impl Contacts {
+    /// Every contact value, verified or not.
+    pub fn all(&self) -> Vec<(Channel, String)> {
+        let mut to = Vec::with_capacity(2);
+        if let Some((mobile, _)) = &self.mobile {
+            to.push((Channel::Sms, mobile.clone()));
+        }
+        if let Some((email, _)) = &self.email {
+            to.push((Channel::Email, email.clone()));
+        }
+        to
+    }
+
+    /// The verified contact values.
+    pub fn verified(&self) -> Vec<(Channel, String)> {
+        let mut to = Vec::with_capacity(2);
+        if let Some((mobile, true)) = &self.mobile {
+            to.push((Channel::Sms, mobile.clone()));
+        }
+        if let Some((email, true)) = &self.email {
+            to.push((Channel::Email, email.clone()));
+        }
+        to
+    }
+}
+
+/// The templates (stored by name in the delivery log: never rename).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Template {
+    Code,
+    AccountInfo,
+    ResetLink,
+    SecurityNotice,
+    PasswordReminder,
+    Subscribed,
+}
+
+impl Template {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::AccountInfo => "account_info",
+            Self::ResetLink => "reset_link",
+            Self::SecurityNotice => "security_notice",
+            Self::PasswordReminder => "password_reminder",
+            Self::Subscribed => "subscribed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "code" => Self::Code,
+            "account_info" => Self::AccountInfo,
+            "reset_link" => Self::ResetLink,
+            "security_notice" => Self::SecurityNotice,
+            "password_reminder" => Self::PasswordReminder,
+            "subscribed" => Self::Subscribed,
+            _ => return None,
+        })
+    }
+}
+
+/// One message to one recipient, before rendering. `params` never holds a secret in clear.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub channel: Channel,
+    pub recipient: String,
+    pub template: Template,
+    pub params: Value,
+}
+
+/// What one source message plans: its delivery-log key and its messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub source_id: String,
+    pub messages: Vec<Planned>,
+}
+
+/// The security notices (SPEC §2), stored by name in `params.notice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    PasswordChanged,
+    PasswordSet,
+    PasswordReset,
+    RecoveryMobileChanged,
+    RecoveryEmailChanged,
+    LoginEmailBound,
+    ContactMobileChanged,
+    ContactEmailChanged,
+}
+
+impl Notice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordSet => "password_set",
+            Self::PasswordReset => "password_reset",
+            Self::RecoveryMobileChanged => "recovery_mobile_changed",
+            Self::RecoveryEmailChanged => "recovery_email_changed",
+            Self::LoginEmailBound => "login_email_bound",
+            Self::ContactMobileChanged => "contact_mobile_changed",
+            Self::ContactEmailChanged => "contact_email_changed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "password_changed" => Self::PasswordChanged,
+            "password_set" => Self::PasswordSet,
+            "password_reset" => Self::PasswordReset,
+            "recovery_mobile_changed" => Self::RecoveryMobileChanged,
+            "recovery_email_changed" => Self::RecoveryEmailChanged,
+            "login_email_bound" => Self::LoginEmailBound,
+            "contact_mobile_changed" => Self::ContactMobileChanged,
+            "contact_email_changed" => Self::ContactEmailChanged,
+            _ => return None,
+        })
+    }
+}
+
+/// An account event as the notifier reads it: only the fields it needs.
+#[derive(Debug, Clone)]
+pub enum NotifierEvent {
+    Registered {
+        contact_mobile: Option<Verifiable<Mobile>>,
+        contact_email: Option<Verifiable<Email>>,
+    },
+    CodeIssued {
+        purpose: CodePurpose,
+        channel: Channel,
+        target: String,
+        sealed_code: Sealed,
+        expires_at: DateTime<Utc>,
+    },
+    ContactMobileChanged {
+        previous: Option<Mobile>,
+        mobile: Mobile,
+    },
+    ContactEmailChanged {
+        previous: Option<Email>,
+        email: Email,
+    },
+    ContactMobileVerified {
+        mobile: Mobile,
+    },
+    ContactEmailVerified {
+        email: Email,
+    },
+    RecoveryMobileChanged {
+        previous: Option<Mobile>,
+        mobile: Mobile,
+    },
+    RecoveryEmailChanged {
+        previous: Option<Email>,
+        email: Email,
+    },
+    LoginEmailBound {
+        email: Email,
+    },
+    PasswordChanged {
+        reason: PasswordChangeReason,
+    },
+    PasswordReset,
+    ResetTokenIssued {
+        sealed_token: Sealed,
+        login_email: Email,
+        expires_at: DateTime<Utc>,
+    },
+    AccountInfoSent {
+        message_id: String,
+        mobile: Mobile,
+        accounts: Vec<AccountSummary>,
+    },
+    PasswordExpiryReminderSent {
+        password_changed_at: DateTime<Utc>,
+    },
+    /// Any event that neither changes contact values nor sends anything.
+    Other,
+}
+
+impl NotifierEvent {
+    /// Reads the payload of an event of type `event_type` (password hashes already removed).
+    pub fn parse(event_type: &str, payload: Value) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Registered {
+            contact_mobile: Option<Verifiable<Mobile>>,
+            contact_email: Option<Verifiable<Email>>,
+        }
+        #[derive(Deserialize)]
+        struct CodeIssued {
+            purpose: CodePurpose,
+            channel: Channel,
+            target: String,
+            sealed_code: Sealed,
+            expires_at: DateTime<Utc>,
+        }
+        #[derive(Deserialize)]
+        struct MobileChange {
+            previous: Option<Mobile>,
+            mobile: Mobile,
+        }
+        #[derive(Deserialize)]
+        struct EmailChange {
+            previous: Option<Email>,
+            email: Email,
+        }
+        #[derive(Deserialize)]
+        struct MobileOnly {
+            mobile: Mobile,
+        }
+        #[derive(Deserialize)]
+        struct EmailOnly {
+            email: Email,
+        }
+        #[derive(Deserialize)]
+        struct Changed {
+            reason: PasswordChangeReason,
+        }
+        #[derive(Deserialize)]
+        struct ResetToken {
+            sealed_token: Sealed,
+            login_email: Email,
+            expires_at: DateTime<Utc>,
+        }
+        #[derive(Deserialize)]
+        struct Info {
+            message_id: String,
+            mobile: Mobile,
+            accounts: Vec<AccountSummary>,
+        }
+        #[derive(Deserialize)]
+        struct Reminder {
+            password_changed_at: DateTime<Utc>,
+        }
+        use serde_json::from_value as read;
+        Ok(match event_type {
+            "AccountRegistered" => {
+                let e: Registered = read(payload)?;
+                Self::Registered {
+                    contact_mobile: e.contact_mobile,
+                    contact_email: e.contact_email,
+                }
+            }
+            "VerificationCodeIssued" => {
+                let e: CodeIssued = read(payload)?;
+                Self::CodeIssued {
+                    purpose: e.purpose,
+                    channel: e.channel,
+                    target: e.target,
+                    sealed_code: e.sealed_code,
+                    expires_at: e.expires_at,
+                }
+            }
+            "ContactMobileChanged" => {
+                let e: MobileChange = read(payload)?;
+                Self::ContactMobileChanged {
+                    previous: e.previous,
+                    mobile: e.mobile,
+                }
+            }
+            "ContactEmailChanged" => {
+                let e: EmailChange = read(payload)?;
+                Self::ContactEmailChanged {
+                    previous: e.previous,
+                    email: e.email,
+                }
+            }
+            "ContactMobileVerified" => Self::ContactMobileVerified {
+                mobile: read::<MobileOnly>(payload)?.mobile,
+            },
+            "ContactEmailVerified" => Self::ContactEmailVerified {
+                email: read::<EmailOnly>(payload)?.email,
+            },
+            "RecoveryMobileChanged" => {
+                let e: MobileChange = read(payload)?;
+                Self::RecoveryMobileChanged {
+                    previous: e.previous,
+                    mobile: e.mobile,
+                }
+            }
+            "RecoveryEmailChanged" => {
+                let e: EmailChange = read(payload)?;
+                Self::RecoveryEmailChanged {
+                    previous: e.previous,
+                    email: e.email,
+                }
+            }
+            "LoginEmailBound" => Self::LoginEmailBound {
+                email: read::<EmailOnly>(payload)?.email,
+            },
+            "PasswordChanged" => Self::PasswordChanged {
+                reason: read::<Changed>(payload)?.reason,
+            },
+            "PasswordReset" => Self::PasswordReset,
+            "ResetTokenIssued" => {
+                let e: ResetToken = read(payload)?;
+                Self::ResetTokenIssued {
+                    sealed_token: e.sealed_token,
+                    login_email: e.login_email,
+                    expires_at: e.expires_at,
+                }
+            }
+            "AccountInfoSent" => {
+                let e: Info = read(payload)?;
+                Self::AccountInfoSent {
+                    message_id: e.message_id,
+                    mobile: e.mobile,
+                    accounts: e.accounts,
+                }
+            }
+            "PasswordExpiryReminderSent" => Self::PasswordExpiryReminderSent {
+                password_changed_at: read::<Reminder>(payload)?.password_changed_at,
+            },
+            _ => Self::Other,
+        })
+    }
+}
+
+/// Folds event `sequence` of `account_id` into `contacts` and plans what it sends.
+pub fn plan_account_event(
+    account_id: &str,
+    sequence: u64,
+    event: &NotifierEvent,
+    contacts: &mut Contacts,
+) -> Plan {
+    contacts.last_sequence = sequence;
+    let mut source_id = format!("{account_id}:{sequence}");
+    let mut messages = Vec::new();
+    let notice = |notice: Notice, masked: Option<String>| json!({"notice": notice.as_str(), "account_id": account_id, "masked_value": masked});
+    let to_contacts = |contacts: &Contacts, template: Template, params: Value| {
+        contacts
+            .all()
+            .into_iter()
+            .map(|(channel, recipient)| Planned {
+                channel,
+                recipient,
+                template,
+                params: params.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    match event {
+        NotifierEvent::Registered {
+            contact_mobile,
+            contact_email,
+        } => {
+            contacts.mobile = contact_mobile
+                .as_ref()
+                .map(|c| (c.value.as_str().to_owned(), c.verified));
+            contacts.email = contact_email
+                .as_ref()
+                .map(|c| (c.value.as_str().to_owned(), c.verified));
+        }
+        NotifierEvent::CodeIssued {
+            purpose,
+            channel,
+            target,
+            sealed_code,
+            expires_at,
+        } => messages.push(Planned {
+            channel: *channel,
+            recipient: target.clone(),
+            template: Template::Code,
+            params: json!({"purpose": purpose, "sealed": sealed_code, "expires_at": expires_at}),
+        }),
+        NotifierEvent::ContactMobileChanged { previous, mobile } => {
+            contacts.mobile = Some((mobile.as_str().to_owned(), false));
+            let params = notice(Notice::ContactMobileChanged, Some(mobile.masked()));
+            messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
+            if let Some(previous) = previous.as_ref().filter(|p| *p != mobile) {
+                messages.push(Planned {
+                    channel: Channel::Sms,
+                    recipient: previous.as_str().to_owned(),
+                    template: Template::SecurityNotice,
+                    params,
+                });
+            }
+        }
+        NotifierEvent::ContactEmailChanged { previous, email } => {
+            contacts.email = Some((email.as_str().to_owned(), false));
+            let params = notice(Notice::ContactEmailChanged, Some(email.masked()));
+            messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
+            if let Some(previous) = previous.as_ref().filter(|p| *p != email) {
+                messages.push(Planned {
+                    channel: Channel::Email,
+                    recipient: previous.as_str().to_owned(),
+                    template: Template::SecurityNotice,
+                    params,
+                });
+            }
+        }
+        NotifierEvent::ContactMobileVerified { mobile } => {
+            if let Some((value, verified)) = &mut contacts.mobile {
+                if value == mobile.as_str() {
+                    *verified = true;
+                }
+            }
+        }
+        NotifierEvent::ContactEmailVerified { email } => {
+            if let Some((value, verified)) = &mut contacts.email {
+                if value == email.as_str() {
+                    *verified = true;
+                }
+            }
+        }
+        NotifierEvent::RecoveryMobileChanged { previous, mobile } => {
+            let params = notice(Notice::RecoveryMobileChanged, Some(mobile.masked()));
+            messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
+            if let Some(previous) = previous.as_ref().filter(|p| *p != mobile) {
+                messages.push(Planned {
+                    channel: Channel::Sms,
+                    recipient: previous.as_str().to_owned(),
+                    template: Template::SecurityNotice,
+                    params,
+                });
+            }
+        }
+        NotifierEvent::RecoveryEmailChanged { previous, email } => {
+            let params = notice(Notice::RecoveryEmailChanged, Some(email.masked()));
+            messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
+            if let Some(previous) = previous.as_ref().filter(|p| *p != email) {
+                messages.push(Planned {
+                    channel: Channel::Email,
+                    recipient: previous.as_str().to_owned(),
+                    template: Template::SecurityNotice,
+                    params,
+                });
+            }
+        }
+        NotifierEvent::LoginEmailBound { email } => {
+            let params = notice(Notice::LoginEmailBound, Some(email.masked()));
+            messages = to_contacts(contacts, Template::SecurityNotice, params);
+        }
+        NotifierEvent::PasswordChanged { reason } => {
+            let kind = match reason {
+                PasswordChangeReason::Change => Notice::PasswordChanged,
+                PasswordChangeReason::LoginEmailBound => Notice::PasswordSet,
+            };
+            messages = to_contacts(contacts, Template::SecurityNotice, notice(kind, None));
+        }
+        NotifierEvent::PasswordReset => {
+            messages = to_contacts(
+                contacts,
+                Template::SecurityNotice,
+                notice(Notice::PasswordReset, None),
+            );
+        }
+        NotifierEvent::ResetTokenIssued {
+            sealed_token,
+            login_email,
+            expires_at,
+        } => messages.push(Planned {
+            channel: Channel::Email,
+            recipient: login_email.as_str().to_owned(),
+            template: Template::ResetLink,
+            params: json!({"sealed": sealed_token, "expires_at": expires_at}),
+        }),
+        NotifierEvent::AccountInfoSent {
+            message_id,
+            mobile,
+            accounts,
+        } => {
+            source_id = format!("info:{message_id}");
+            messages.push(Planned {
+                channel: Channel::Sms,
+                recipient: mobile.as_str().to_owned(),
+                template: Template::AccountInfo,
+                params: json!({"accounts": accounts}),
+            });
+        }
+        NotifierEvent::PasswordExpiryReminderSent {
+            password_changed_at,
+        } => {
+            messages = to_contacts(
+                contacts,
+                Template::PasswordReminder,
+                json!({"account_id": account_id, "password_changed_at": password_changed_at}),
+            );
+        }
+        NotifierEvent::Other => {}
+    }
+    Plan {
+        source_id,
+        messages,
+    }
+}
+
+/// Plans a subscribed message to the verified contact values.
+pub fn plan_request(source_id: String, request: &NotificationRequest, contacts: &Contacts) -> Plan {
+    let params = json!({
+        "kind": request.kind.as_str(),
+        "subject": request.subject.trim(),
+        "body": request.body.trim(),
+    });
+    Plan {
+        source_id,
+        messages: contacts
+            .verified()
+            .into_iter()
+            .map(|(channel, recipient)| Planned {
+                channel,
+                recipient,
+                template: Template::Subscribed,
+                params: params.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Plans a sign-up / sign-in code to the challenge's mobile.
+pub fn plan_challenge(
+    challenge_id: &str,
+    mobile: &Mobile,
+    purpose: CodePurpose,
+    sealed_code: &Sealed,
+    expires_at: DateTime<Utc>,
+) -> Plan {
+    Plan {
+        source_id: format!("challenge:{challenge_id}"),
+        messages: vec![Planned {
+            channel: Channel::Sms,
+            recipient: mobile.as_str().to_owned(),
+            template: Template::Code,
+            params: json!({"purpose": purpose, "sealed": sealed_code, "expires_at": expires_at}),
+        }],
+    }
+}

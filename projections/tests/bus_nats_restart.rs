@@ -1,0 +1,73 @@
+//! NATS stopped and started again mid-flow (a private `nats-server -js` on its own port and
+//! store folder): commands keep committing while it is down, and once it is back every message
+//! is sent, none twice.
+
+mod support_bus;
+
+use std::time::Duration;
+
+use commands::testing::TestDatabase;
+use projections::bus::{Bus, BusConfig};
+use projections::notifier::senders::Senders;
+use support_bus::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {
+    let mut nats = PrivateNats::start().await;
+    let bus = Bus::connect(BusConfig {
+        url: Some(nats.url()),
+        prefix: unique_prefix(),
+        replicas: 1,
+    })
+    .await
+    .expect("connect to the private nats-server");
+    let world = World::new(TestDatabase::postgres().await, bus).await;
+    let dir = temp_dir();
+    let running = world.start(Senders::file(&dir), fast_settings());
+
+    // Before: a sign-up (its code) and a challenge.
+    world.sign_up_by_email("jack@example.com").await;
+    world.issue_challenge("challenge-before", &mobile(50)).await;
+    eventually("the first messages", || async { outbox(&dir).len() >= 2 }).await;
+
+    // While NATS is down, the write side goes on.
+    nats.kill();
+    let mut expected = 2;
+    for i in 0..5 {
+        world
+            .sign_up_by_email(&format!("down{i}@example.com"))
+            .await;
+        world
+            .issue_challenge(&format!("challenge-down-{i}"), &mobile(60 + i))
+            .await;
+        expected += 2;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        outbox(&dir).len(),
+        2,
+        "nothing can be sent while the bus is down"
+    );
+
+    // Back on the same port and store: everything arrives, and more goes on.
+    nats.resume().await;
+    for i in 0..3 {
+        world
+            .sign_up_by_email(&format!("after{i}@example.com"))
+            .await;
+        expected += 1;
+    }
+    eventually("every message after the restart", || async {
+        outbox(&dir).len() >= expected
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    running.stop().await;
+    let sent = outbox(&dir);
+    assert_eq!(sent.len(), expected, "none lost, none twice: {sent:#?}");
+    let mut recipients: Vec<_> = sent.iter().map(|m| m.to.clone()).collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), expected, "each recipient once");
+    assert_no_leaks(&sent);
+}

@@ -1,0 +1,319 @@
+//! Each event kind produces the right message, to the right address, with no secret but the
+//! code or link meant for that recipient: the real write side on PostgreSQL, the relay to the
+//! real NATS JetStream, the notifier to an in-process SMTP server and SMS gateway.
+
+mod support_bus;
+
+use chrono::Duration as Days;
+use commands::testing::TestDatabase;
+use domain::account::AccountSummary;
+use domain::{AccountCommand, Channel};
+use projections::bus::{NotificationKind, NotificationRequest};
+use support_bus::*;
+
+/// The messages that arrived since the last call, once `n` of them did.
+struct Steps {
+    inbox: Inbox,
+    seen: usize,
+}
+
+impl Steps {
+    async fn next(&mut self, n: usize) -> Vec<Received> {
+        self.inbox.wait_for(self.seen + n).await;
+        let all = self.inbox.all();
+        assert_eq!(
+            all.len(),
+            self.seen + n,
+            "exactly {n} new messages: {:#?}",
+            &all[self.seen..]
+        );
+        let new = all[self.seen..].to_vec();
+        self.seen += n;
+        new
+    }
+}
+
+fn one<'a>(messages: &'a [Received], channel: Channel, to: &str) -> &'a Received {
+    let found: Vec<_> = messages
+        .iter()
+        .filter(|m| m.channel == channel && m.to == to)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {channel:?} message to {to} in {messages:#?}"
+    );
+    found[0]
+}
+
+fn subject(m: &Received) -> &str {
+    m.subject.as_deref().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_kind_sends_the_right_message_to_the_right_address() {
+    let world = World::with_nats(TestDatabase::postgres().await).await;
+    let inbox = Inbox::default();
+    let smtp = SmtpSink::start(inbox.clone()).await;
+    let sms = SmsSink::start(inbox.clone()).await;
+    let running = world.start(network_senders(&smtp, &sms), fast_settings());
+    let mut steps = Steps {
+        inbox: inbox.clone(),
+        seen: 0,
+    };
+    let (m1, m2, m3, m4) = (mobile(1), mobile(2), mobile(3), mobile(4));
+
+    // Sign-up by email: the code goes to the login email, and only there.
+    let (a, code) = world.sign_up_by_email("alice@example.com").await;
+    let got = steps.next(1).await;
+    let m = one(&got, Channel::Email, "alice@example.com");
+    assert!(m.is_code() && m.text.contains(code.as_str()), "{m:?}");
+    assert_eq!(six_digit_runs(&m.text), vec![code.as_str().to_owned()]);
+    world.verify_contact_email(&a, code).await;
+
+    // Contact mobile set: a notice to every contact value, the code to the new mobile.
+    let code = world.change_contact_mobile(&a, &m1).await;
+    let got = steps.next(3).await;
+    let notices: Vec<_> = got.iter().filter(|m| !m.is_code()).collect();
+    assert_eq!(notices.len(), 2);
+    assert!(notices
+        .iter()
+        .any(|m| m.channel == Channel::Sms && m.to == m1.as_str()));
+    let email_notice = one(&got, Channel::Email, "alice@example.com");
+    assert_eq!(subject(email_notice), "Your contact mobile was changed");
+    assert!(email_notice.text.contains(&m1.masked()), "{email_notice:?}");
+    let code_sms = got.iter().find(|m| m.is_code()).unwrap();
+    assert_eq!(
+        (code_sms.channel, code_sms.to.as_str()),
+        (Channel::Sms, m1.as_str())
+    );
+    assert!(code_sms.text.contains(code.as_str()));
+    world.verify_contact_mobile(&a, code).await;
+
+    // Recovery mobile: the code to the new value at the request, notices at the confirmation.
+    let code = world.change_recovery_mobile(&a, &m2).await;
+    let got = steps.next(3).await;
+    let code_sms = one(&got, Channel::Sms, m2.as_str());
+    assert!(code_sms.is_code() && code_sms.text.contains(code.as_str()));
+    for m in [
+        one(&got, Channel::Sms, m1.as_str()),
+        one(&got, Channel::Email, "alice@example.com"),
+    ] {
+        assert!(m.text.contains("Your recovery mobile was changed"), "{m:?}");
+        assert!(
+            !m.text.contains(m2.as_str()),
+            "the new value is masked: {m:?}"
+        );
+    }
+
+    // Password change: a notice to the contact values.
+    world.change_password(&a, 2).await;
+    let got = steps.next(2).await;
+    assert_eq!(
+        subject(one(&got, Channel::Email, "alice@example.com")),
+        "Your password was changed"
+    );
+    assert!(one(&got, Channel::Sms, m1.as_str())
+        .text
+        .contains("Your password was changed"));
+
+    // Reset on an account whose only contact value is unverified: the link, then the notice.
+    let (b, _) = world.sign_up_by_email("bob@example.com").await;
+    steps.next(1).await;
+    let token = world.issue_reset_token(&b).await;
+    let got = steps.next(1).await;
+    let link = one(&got, Channel::Email, "bob@example.com");
+    assert_eq!(subject(link), "Reset your accountd password");
+    let expected = format!("https://console.example.test/reset-password?token={token}");
+    assert!(
+        link.text.contains(&expected),
+        "{link:?} should hold {expected}"
+    );
+    world.reset_password(&b, &token, 3).await;
+    let got = steps.next(1).await;
+    let notice = one(&got, Channel::Email, "bob@example.com");
+    assert_eq!(subject(notice), "Your password was reset");
+    assert!(!notice.text.contains(&token));
+
+    // Account information after a recovery: to that mobile, IDs in full, login email masked;
+    // recorded on both accounts under one message id, sent once.
+    let accounts = vec![
+        world.account(&a).await.summary().unwrap(),
+        world.account(&b).await.summary().unwrap(),
+    ];
+    world
+        .record_account_info(&a, "info-1", &m2, accounts.clone())
+        .await;
+    world
+        .record_account_info(&b, "info-1", &m2, accounts.clone())
+        .await;
+    let got = steps.next(1).await;
+    let info = one(&got, Channel::Sms, m2.as_str());
+    for AccountSummary {
+        account_id,
+        masked_login_email,
+    } in &accounts
+    {
+        assert!(info.text.contains(account_id.as_str()), "{info:?}");
+        assert!(
+            info.text.contains(masked_login_email.as_deref().unwrap()),
+            "{info:?}"
+        );
+    }
+    assert!(!info.text.contains("alice@example.com"));
+
+    // Contact email changed: the new value, the other contact value and the previous value.
+    let session = world.step_up(&a).await;
+    let committed = world
+        .execute(
+            &a,
+            AccountCommand::ChangeContactEmail {
+                session_id: session,
+                email: email("carol@example.com"),
+                code_id: "contact-email-a".into(),
+            },
+        )
+        .await;
+    let code = world.code_of(&committed);
+    let got = steps.next(4).await;
+    assert_eq!(
+        subject(one(&got, Channel::Email, "alice@example.com")),
+        "Your contact email was changed"
+    );
+    assert!(one(&got, Channel::Sms, m1.as_str())
+        .text
+        .contains("Your contact email was changed"));
+    let to_carol: Vec<_> = got.iter().filter(|m| m.to == "carol@example.com").collect();
+    assert_eq!(to_carol.len(), 2, "a notice and the code: {got:#?}");
+    assert!(to_carol
+        .iter()
+        .any(|m| m.is_code() && m.text.contains(code.as_str())));
+
+    // Login email bound to an account made with a mobile (step-up by SMS to its recovery
+    // mobile): the code to the email, then notices (bound, password set) to the contact mobile.
+    let c = world.sign_up_by_mobile(&m3).await;
+    let code = world.bind_login_email(&c, "dave@example.com").await;
+    let got = steps.next(4).await;
+    assert!(one(&got, Channel::Email, "dave@example.com")
+        .text
+        .contains(code.as_str()));
+    let to_m3: Vec<_> = got.iter().filter(|m| m.to == m3.as_str()).collect();
+    assert_eq!(to_m3.len(), 3, "{got:#?}");
+    assert_eq!(
+        to_m3.iter().filter(|m| m.is_code()).count(),
+        1,
+        "the step-up code"
+    );
+    assert!(to_m3
+        .iter()
+        .any(|m| m.text.contains("A login email was bound to your account")));
+    assert!(to_m3
+        .iter()
+        .any(|m| m.text.contains("A password was set for your account")));
+
+    // The 90-day reminder, to every contact value as they stand.
+    world.clock.advance(Days::days(91));
+    world
+        .execute(&a, AccountCommand::SendPasswordExpiryReminder)
+        .await;
+    let got = steps.next(2).await;
+    assert_eq!(
+        subject(one(&got, Channel::Email, "carol@example.com")),
+        "Time to change your password"
+    );
+    assert!(one(&got, Channel::Sms, m1.as_str())
+        .text
+        .contains("last changed on"));
+
+    // A subscribed message: to the verified contact values only (carol@ is not verified).
+    let request = NotificationRequest {
+        kind: NotificationKind::Arrears,
+        subject: "Your account is in arrears".into(),
+        body: "Please settle the open balance of your account.".into(),
+    };
+    world
+        .bus
+        .publish_notification_request(a.as_str(), &request)
+        .await
+        .unwrap();
+    let got = steps.next(1).await;
+    let m = one(&got, Channel::Sms, m1.as_str());
+    assert_eq!(
+        m.text,
+        "Your account is in arrears: Please settle the open balance of your account."
+    );
+    // For an account without a verified contact value, nothing goes.
+    world
+        .bus
+        .publish_notification_request(b.as_str(), &request)
+        .await
+        .unwrap();
+
+    // A sign-in challenge: its code to its mobile, through the challenge stream.
+    let code = world.issue_challenge("challenge-1", &m4).await;
+    let got = steps.next(1).await;
+    let m = one(&got, Channel::Sms, m4.as_str());
+    assert!(m.is_code() && m.text.contains(&code));
+
+    inbox.settle_at(steps.seen).await;
+    assert_no_leaks(&inbox.all());
+    running.stop().await;
+    world.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_gateway_is_retried_with_backoff_and_gives_up_into_a_dead_letter() {
+    let world = World::with_nats(TestDatabase::postgres().await).await;
+    let inbox = Inbox::default();
+    let smtp = SmtpSink::start(inbox.clone()).await;
+    let sms = SmsSink::start(inbox.clone()).await;
+    let running = world.start(network_senders(&smtp, &sms), fast_settings());
+
+    // Two failures, then success: sent once.
+    sms.fail_next(2);
+    let id = world.sign_up_by_mobile(&mobile(10)).await;
+    world.issue_challenge("challenge-retry", &mobile(11)).await;
+    inbox.settle_at(1).await;
+    assert_eq!(inbox.all()[0].to, mobile(11).as_str());
+
+    // Always failing: dead after `max_attempts`, nothing sent.
+    sms.fail_next(usize::MAX);
+    world.change_password_free_notice(&id).await;
+    eventually("a dead letter", || async {
+        !projections::notifier::dead_letters(&world.read)
+            .await
+            .unwrap()
+            .is_empty()
+    })
+    .await;
+    let dead = projections::notifier::dead_letters(&world.read)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].channel, "sms");
+    assert!(
+        dead[0].last_error.as_deref().unwrap().contains("503"),
+        "{dead:?}"
+    );
+    sms.fail_next(0);
+    inbox.settle_at(1).await;
+    running.stop().await;
+    world.clean_up().await;
+}
+
+impl World {
+    /// A command on an account made with a mobile that sends exactly one SMS: a step-up code to
+    /// its recovery mobile.
+    async fn change_password_free_notice(&self, id: &domain::values::AccountId) {
+        self.execute(
+            id,
+            AccountCommand::StartIdentityVerification {
+                verification_id: "v-dead".into(),
+                method: domain::account::VerificationMethod::Sms,
+                session_id: domain::SessionId::new("s-dead"),
+            },
+        )
+        .await;
+    }
+}
