@@ -11,8 +11,11 @@ pub enum Actor {
     Account(String),
     /// An internal service by role (`compute`, `support`, `notifier`, `auditor`).
     Service(String),
-    /// accountd itself (the reminder sweep, an anonymous public flow).
+    /// accountd itself (the reminder sweep).
     System,
+    /// Someone not signed in (sign-up, sign-in, recovery, reset): recorded as the account the
+    /// command acts on, since only its holder can complete these flows.
+    Anonymous,
 }
 
 impl Actor {
@@ -20,7 +23,8 @@ impl Actor {
         match self {
             Self::Account(id) => format!("account:{id}"),
             Self::Service(role) => format!("service:{role}"),
-            Self::System => "system".to_owned(),
+            Self::System => "service:accountd".to_owned(),
+            Self::Anonymous => "anonymous".to_owned(),
         }
     }
 }

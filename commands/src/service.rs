@@ -11,7 +11,7 @@ use uuid::Uuid;
 use std::sync::Arc;
 
 use crate::claims::{ClaimAttempt, ClaimKind};
-use crate::context::CommandContext;
+use crate::context::{Actor, CommandContext};
 use crate::executor::{CommandError, Committed, Executor, Loaded};
 use crate::hasher::{Overloaded, PasswordHasher};
 use crate::limits::{RetryAfter, TargetLimit};
@@ -172,6 +172,16 @@ impl CommandService {
         command: AccountCommand,
         context: &CommandContext,
     ) -> Result<Committed<Account>, ServiceError> {
+        let resolved;
+        let context = if context.actor == Actor::Anonymous {
+            resolved = CommandContext {
+                actor: Actor::Account(id.as_str().to_owned()),
+                ..context.clone()
+            };
+            &resolved
+        } else {
+            context
+        };
         let committed = self
             .executor
             .execute::<Account>(id.as_str(), command, context)

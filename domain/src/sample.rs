@@ -11,13 +11,13 @@
 //! Values come from small shared pools so that lookups have something to find: several
 //! accounts hold the same recovery mobile at once and mobiles move from one account to another,
 //! and server IPs are released by one account and assigned to another (never held by two at
-//! once, as the command layer's claim guarantees). Sessions of one to five commands of one
+//! once, as the command layer's claim guarantees). Sessions of one to four commands of one
 //! account are interleaved across accounts in a seeded random order, so the global order mixes
 //! the streams.
 //!
 //! Everything is deterministic for a given `(accounts, events, seed)`: a fixed-step clock, a
 //! seeded generator and a non-cryptographic [`Secrets`] (this is sample data; nothing here is
-//! secret). No I/O.
+//! secret). No I/O; the generator runs on a thread of its own (see `poll_ready`).
 
 use std::future::Future;
 use std::ops::Range;
@@ -58,9 +58,10 @@ pub fn start() -> DateTime<Utc> {
 }
 
 /// How far the clock moves for each command: long enough that a history of a million events
-/// spans more than 90 days (so reminders happen), short enough that a session's codes
-/// (5 minutes) and step-ups (10 minutes) are still alive at its last command.
-pub const STEP: Duration = Duration::seconds(30);
+/// spans more than a year (so 90-day reminders happen), short enough that every code (alive 5
+/// minutes) and step-up (10 minutes) is used within its life: a session uses each one at the
+/// command right after the one that issued it.
+pub const STEP: Duration = Duration::seconds(60);
 
 /// Exactly `events` events over (at most) `accounts` accounts with IDs from `100000000001`
 /// upward, the same for the same arguments.
@@ -915,9 +916,9 @@ mod tests {
 
     #[test]
     fn a_long_history_sends_password_reminders() {
-        // 30 s a command: some 260,000 commands pass 90 days; with few events per account,
-        // many passwords stay unchanged that long.
-        let history = history(40_000, 400_000, 1);
+        // A minute a command: some 130,000 commands (about 190,000 events) pass 90 days; with
+        // few events per account, many passwords stay unchanged that long.
+        let history = history(25_000, 250_000, 1);
         assert!(history
             .iter()
             .any(|e| matches!(e.event, AccountEvent::PasswordExpiryReminderSent { .. })));

@@ -27,8 +27,13 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Microsecond precision: what PostgreSQL's `timestamptz` keeps, so a time read back from a
+    /// read model equals the one in the event.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        use chrono::DurationRound;
+        let now = Utc::now();
+        now.duration_trunc(chrono::Duration::microseconds(1))
+            .unwrap_or(now)
     }
 }
 

@@ -1,7 +1,8 @@
 //! `accountd audit …` (SPEC §6, issue 7) and the audit port on the write side's store.
 //!
 //! - [`StoreAuditLog`]: `projections::audit::AuditLog` on `commands::Store` (the queries are
-//!   in `commands/src/store/streams.rs`); [`service`] builds the `Audit` the HTTP handlers use.
+//!   in `commands/src/store/streams.rs`); [`service`] builds the `Audit` the HTTP handlers use,
+//!   which implements their port `http::internal::Audit`.
 //! - [`AuditCommand`]: the clap subcommands; [`run`] dispatches them and returns whether
 //!   everything was found and verified (the binary exits with status 1 otherwise).
 //! - [`history`], [`state`], [`verify`], [`export`]: one function per subcommand, writing to
@@ -132,6 +133,74 @@ fn read_store(store: &Store) -> ReadStore {
     }
 }
 
+/// The HTTP handlers' audit port (`http::internal::Audit`) on the audit service.
+impl crate::http::internal::Audit for Audit<StoreAuditLog> {
+    /// One page when `limit` is at most [`MAX_LIMIT`] (the audit route checks it); the whole
+    /// history, page by page, for a larger one (`GET /v1/me/history` asks for everything).
+    fn events<'a>(
+        &'a self,
+        account_id: &'a str,
+        after: u64,
+        limit: u32,
+    ) -> commands::ports::PortFuture<'a, Value> {
+        Box::pin(async move {
+            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
+            let mut events = Vec::new();
+            let mut after = after;
+            loop {
+                let want = (limit as usize - events.len()).min(MAX_LIMIT as usize) as u32;
+                let page = match self.history(&account, after, Some(want)).await {
+                    Ok(Some(page)) => page.events,
+                    Ok(None) => Vec::new(),
+                    Err(e) => return Err(e.to_string()),
+                };
+                let full = page.len() == want as usize;
+                after = page.last().map_or(after, |e| e.sequence);
+                events.extend(page);
+                if !full || events.len() >= limit as usize {
+                    break;
+                }
+            }
+            Ok(json!({ "events": events }))
+        })
+    }
+
+    fn state<'a>(
+        &'a self,
+        account_id: &'a str,
+        at: DateTime<Utc>,
+    ) -> commands::ports::PortFuture<'a, Option<Value>> {
+        Box::pin(async move {
+            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
+            let profile = self
+                .state_at(&account, at)
+                .await
+                .map_err(|e| e.to_string())?;
+            profile
+                .map(|p| serde_json::to_value(p).map_err(|e| e.to_string()))
+                .transpose()
+        })
+    }
+
+    /// An account with no events and no anchored head verifies as empty (the route answers
+    /// 404 for an unknown account before asking).
+    fn verification<'a>(&'a self, account_id: &'a str) -> commands::ports::PortFuture<'a, Value> {
+        Box::pin(async move {
+            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
+            let verification = self
+                .verify(&account)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or(projections::audit::StreamVerification {
+                    ok: true,
+                    events_checked: 0,
+                    first_broken_sequence: None,
+                });
+            serde_json::to_value(verification).map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// `accountd audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -237,23 +306,18 @@ pub async fn history(
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let audit = service(store, 0);
-    let mut after = 0;
-    let mut written = 0u64;
+    let Some(mut page) = audit.history(account, 0, Some(MAX_LIMIT)).await? else {
+        eprintln!("account {account} has no events");
+        return Ok(false);
+    };
     if format == HistoryFormat::Json {
         out.write_all(b"{\"events\":[")?;
     }
+    let mut written = 0u64;
     loop {
-        let Some(page) = audit.history(account, after, Some(MAX_LIMIT)).await? else {
-            eprintln!("account {account} has no events");
-            return Ok(false);
-        };
-        let full = page.events.len() == MAX_LIMIT as usize;
         for event in &page.events {
-            after = event.sequence;
-            match format {
-                HistoryFormat::Json if written > 0 => out.write_all(b",")?,
-                HistoryFormat::Json => {}
-                HistoryFormat::Ndjson => {}
+            if format == HistoryFormat::Json && written > 0 {
+                out.write_all(b",")?;
             }
             serde_json::to_writer(&mut *out, event)?;
             if format == HistoryFormat::Ndjson {
@@ -261,9 +325,16 @@ pub async fn history(
             }
             written += 1;
         }
-        if !full {
+        let Some(last) = page.events.last().map(|e| e.sequence) else {
+            break;
+        };
+        if page.events.len() < MAX_LIMIT as usize {
             break;
         }
+        page = audit
+            .history(account, last, Some(MAX_LIMIT))
+            .await?
+            .unwrap_or(projections::audit::History { events: Vec::new() });
     }
     if format == HistoryFormat::Json {
         out.write_all(b"]}\n")?;
@@ -414,10 +485,7 @@ pub async fn bench_verify(
 
     let started = Instant::now();
     let history = sample::history(accounts, events, 42);
-    println!(
-        "  generated in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("  generated in {:.1}s", started.elapsed().as_secs_f64());
     let started = Instant::now();
     insert_chained(&store, &history).await?;
     drop(history);
@@ -458,7 +526,10 @@ pub async fn bench_verify(
     let started = Instant::now();
     let report = audit.verify_all().await?;
     let seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(report.ok(), "the generated store did not verify: {report:?}");
+    anyhow::ensure!(
+        report.ok(),
+        "the generated store did not verify: {report:?}"
+    );
     anyhow::ensure!(report.events as usize == events && read == events);
     println!(
         "  read only:       {:>9.0} events/s ({baseline:.2}s)",

@@ -35,6 +35,20 @@ pub enum Bench {
         )]
         admin_url: String,
     },
+    /// Median response-time difference between known and unknown accounts on the routes that
+    /// must not reveal existence (recovery by mobile, password-reset requests), over HTTP.
+    Enumeration {
+        /// Requests per kind (known and unknown) and route.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// A PostgreSQL URL through which a scratch database is created (and dropped).
+        #[arg(
+            long,
+            env = "ACCOUNTD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
 }
 
 pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
@@ -44,6 +58,170 @@ pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
             clients,
             admin_url,
         } => commands_bench(Duration::from_secs(seconds), &clients, &admin_url).await,
+        Bench::Enumeration {
+            requests,
+            admin_url,
+        } => enumeration_bench(requests, &admin_url).await,
+    }
+}
+
+/// Known and unknown inputs alternate, one request at a time, so both see the same machine.
+async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<()> {
+    use crate::app::Application;
+    use commands::claims::ClaimKind;
+    use domain::values::{AccountId, Mobile};
+    use domain::PasswordHash;
+
+    let db = TestDatabase::postgres_at(admin_url).await;
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        rand::random::<[u8; 32]>(),
+    );
+    let vars = [
+        ("DATABASE_URL", db.url.clone()),
+        ("ACCOUNTD_SECRET_KEY", key),
+        ("ACCOUNTD_BIND", "127.0.0.1:0".to_owned()),
+        ("ACCOUNTD_IP_RATE_LIMIT", "0".to_owned()),
+    ];
+    let config = Config::from_vars(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })?;
+    let app = Application::build(config, Arc::new(crate::wiring::NoBus)).await?;
+    let service = app.state().service.clone();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let projector = app.projector();
+    let app = app.with_worker(projector);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+
+    // Known accounts, registered straight through the executor (no Argon2 needed here): one per
+    // reset request (each email has its own rate limit), and one known recovery mobile.
+    let context = CommandContext::system();
+    let mut known_emails = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let id = AccountId::from_number(service.store().next_account_number().await?)?;
+        let email = Email::parse(&format!("known{i}@example.com"))?;
+        service
+            .claim(ClaimKind::LoginEmail, email.as_str(), id.as_str())
+            .await?;
+        service
+            .execute(
+                &id,
+                AccountCommand::RegisterWithEmail {
+                    account_id: id.clone(),
+                    login_email: email.clone(),
+                    password_hash: PasswordHash::from_phc("$argon2id$unused"),
+                    code_id: format!("bench-{i}"),
+                },
+                &context,
+            )
+            .await?;
+        service
+            .store()
+            .hold(ClaimKind::LoginEmail, email.as_str(), id.as_str())
+            .await?;
+        known_emails.push(email);
+    }
+    let mobile = Mobile::parse("+8613800138000")?;
+    let id = AccountId::from_number(service.store().next_account_number().await?)?;
+    service
+        .execute(
+            &id,
+            AccountCommand::RegisterWithMobile {
+                account_id: id.clone(),
+                mobile: mobile.clone(),
+            },
+            &context,
+        )
+        .await?;
+
+    let http = reqwest_like::Client::new();
+    let mut reset = (Vec::new(), Vec::new());
+    let mut recovery = (Vec::new(), Vec::new());
+    for (i, known_email) in known_emails.iter().enumerate() {
+        let known = serde_json::json!({"login_email": known_email.as_str()});
+        let unknown = serde_json::json!({"login_email": format!("nobody{i}@example.com")});
+        reset
+            .0
+            .push(http.post_json(&base, "/v1/password-resets", &known).await?);
+        reset.1.push(
+            http.post_json(&base, "/v1/password-resets", &unknown)
+                .await?,
+        );
+        let known = serde_json::json!({"method": "mobile", "mobile": mobile.as_str()});
+        let unknown = serde_json::json!({"method": "mobile", "mobile": format!("+861390000{:04}", i % 10_000)});
+        recovery.0.push(
+            http.post_json(&base, "/v1/account-recovery", &known)
+                .await?,
+        );
+        recovery.1.push(
+            http.post_json(&base, "/v1/account-recovery", &unknown)
+                .await?,
+        );
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort_unstable();
+        v[v.len() / 2].as_secs_f64() * 1000.0
+    };
+    println!("accountd bench enumeration: {requests} requests per kind and route, alternating");
+    println!(
+        "{:>22} {:>12} {:>12} {:>10}",
+        "route", "known ms", "unknown ms", "diff ms"
+    );
+    for (route, (known, unknown)) in [
+        ("password-resets", &mut reset),
+        ("account-recovery", &mut recovery),
+    ] {
+        let (k, u) = (median(known), median(unknown));
+        println!("{route:>22} {k:>12.3} {u:>12.3} {:>10.3}", (k - u).abs());
+    }
+    println!("goal: median difference under 5 ms");
+    let _ = stop.send(());
+    let _ = server.await;
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 client over tokio (no extra dependency in the binary): POSTs JSON and
+/// returns the time to the full response.
+mod reqwest_like {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    pub struct Client;
+
+    impl Client {
+        pub fn new() -> Self {
+            Self
+        }
+
+        pub async fn post_json(
+            &self,
+            base: &str,
+            path: &str,
+            body: &serde_json::Value,
+        ) -> anyhow::Result<Duration> {
+            let host = base.trim_start_matches("http://");
+            let body = body.to_string();
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let started = Instant::now();
+            let mut stream = TcpStream::connect(host).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut response = Vec::new();
+            stream.read_to_end(&mut response).await?;
+            let elapsed = started.elapsed();
+            let head = String::from_utf8_lossy(&response[..response.len().min(12)]).to_string();
+            anyhow::ensure!(head.contains(" 202"), "unexpected answer: {head}");
+            Ok(elapsed)
+        }
     }
 }
 

@@ -196,7 +196,10 @@ pub async fn reminder_sweep(
             .await
             .context("reading the accounts due a password reminder")?;
         // The read model catches up after the command; ids already asked are skipped.
-        let fresh: Vec<String> = due.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        let fresh: Vec<String> = due
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
         if fresh.is_empty() {
             return Ok(asked);
         }
@@ -365,7 +368,11 @@ pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> 
     let outbox_dir = std::env::temp_dir().join(format!("accountd_bench_{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&outbox_dir)?;
     let (stop, stopping) = watch::channel(false);
-    let relay = Relay::new(Arc::new(StoreLog(db.store.clone())), read.clone(), bus.clone());
+    let relay = Relay::new(
+        Arc::new(StoreLog(db.store.clone())),
+        read.clone(),
+        bus.clone(),
+    );
     let commits = service.executor().commits();
     let relay_task = tokio::spawn({
         let stopping = stopping.clone();
@@ -443,8 +450,16 @@ pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> 
     println!(
         "notify bench ({} store, {} bus, {} writers): {} messages in {:.2}s = {:.0} messages/s; \
          commit-to-send p50 {:.1} ms, p99 {:.1} ms",
-        if options.admin_url.is_some() { "PostgreSQL" } else { "SQLite" },
-        if options.nats_url.is_some() { "NATS" } else { "in-process" },
+        if options.admin_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        if options.nats_url.is_some() {
+            "NATS"
+        } else {
+            "in-process"
+        },
         writers,
         report.messages,
         report.seconds,

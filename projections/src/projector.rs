@@ -15,7 +15,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, instrument, warn};
 
-use crate::db::{sqlite, ReadError, ReadStore};
+use crate::db::{sqlite, ReadError, ReadStore, SessionLock};
 use crate::log::EventLog;
 use crate::profile::{self, Tables};
 
@@ -137,27 +137,11 @@ impl<L: EventLog> Projector<L> {
     }
 
     /// Holds the projection's advisory lock (PostgreSQL) until dropped.
-    async fn lock(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    async fn lock(&self) -> Option<SessionLock> {
         let ReadStore::Postgres(pool) = &self.db else {
             return None; // the embedded store runs in one process
         };
-        loop {
-            let attempt = async {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-                    .bind(format!("accountd.projection.{}", self.name))
-                    .execute(&mut *conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(conn)
-            };
-            match attempt.await {
-                Ok(conn) => return Some(conn),
-                Err(e) => {
-                    warn!(error = %e, "waiting for the projection lock");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+        Some(SessionLock::acquire(pool, &format!("accountd.projection.{}", self.name)).await)
     }
 }
 

@@ -500,12 +500,21 @@ impl TestApp {
         .await
     }
 
-    /// The newest reset token of `account_id`, waiting for it (it is issued after the answer).
+    /// The newest reset token of `account_id`, waiting for it (it is issued after the answer)
+    /// and for its link to work, as it does by the time the email arrives: the server indexes
+    /// the token just after it records the event, so reading the store directly can be a few
+    /// milliseconds ahead of the link.
     pub async fn reset_token_for(&self, account_id: &str) -> String {
         poll(
-            &format!("a reset token for {account_id}"),
+            &format!("a working reset token for {account_id}"),
             EVENTUALLY,
-            || self.latest_reset_token(account_id),
+            || async {
+                let token = self.latest_reset_token(account_id).await?;
+                let link = self
+                    .get(&format!("/v1/password-resets/{token}"), None)
+                    .await;
+                (link.status == 200).then_some(token)
+            },
         )
         .await
     }
@@ -564,6 +573,24 @@ impl TestApp {
         }
     }
 
+    /// The metadata of every event of one stream, in order: (type, metadata).
+    pub async fn stream_metadata(&self, aggregate_id: &str) -> Vec<(String, Value)> {
+        let sql =
+            "SELECT event_type, metadata FROM events WHERE aggregate_id = $1 ORDER BY sequence";
+        match &self.store {
+            Store::Postgres(pool) => sqlx::query_as::<_, (String, Value)>(sql)
+                .bind(aggregate_id)
+                .fetch_all(pool)
+                .await
+                .expect("read the stream"),
+            Store::Sqlite(pool) => sqlx::query_as::<_, (String, Value)>(&sql.replace('$', "?"))
+                .bind(aggregate_id)
+                .fetch_all(pool)
+                .await
+                .expect("read the stream"),
+        }
+    }
+
     /// The newest code issued on `aggregate_id`'s stream (account or challenge), opened from its
     /// sealed copy: what the notifier would send.
     pub async fn latest_code(&self, aggregate_id: &str) -> Option<String> {
@@ -600,6 +627,19 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+        // Closing the pools first lets the test database be dropped at once rather than after
+        // PostgreSQL has terminated their connections.
+        close(&self.store).await;
+        if let Some(database) = &self._database {
+            close(&database.store).await;
+        }
+    }
+}
+
+async fn close(store: &Store) {
+    match store {
+        Store::Postgres(pool) => pool.close().await,
+        Store::Sqlite(pool) => pool.close().await,
     }
 }
 

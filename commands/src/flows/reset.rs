@@ -68,10 +68,17 @@ impl CommandService {
     /// The account whose live reset token is `token`.
     async fn reset_account(&self, token: &str) -> Result<(AccountId, Account), ServiceError> {
         let digest = self.keyring().token_digest(token);
-        let id = self
-            .store()
-            .reset_token_owner(digest.as_hex())
-            .await?
+        // The index row is written right after the token's event commits: a link followed in
+        // that instant may look up a moment early, so a miss is retried briefly.
+        let mut owner = None;
+        for attempt in 0..6 {
+            owner = self.store().reset_token_owner(digest.as_hex()).await?;
+            if owner.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(3))).await;
+        }
+        let id = owner
             .and_then(|o| AccountId::parse(&o).ok())
             .ok_or(DomainError::ResetTokenInvalid)?;
         let account = registered(self.account(&id).await?)?;

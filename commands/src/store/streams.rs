@@ -77,7 +77,9 @@ impl Store {
 
     /// Up to `limit` events of every stream of `aggregate_type`, ordered by (aggregate id,
     /// sequence), after the key `after` (`None`: from the start). Walks the primary key, so a
-    /// whole-store verification reads the table once, stream by stream.
+    /// whole-store verification reads the table once, stream by stream. (The type is an
+    /// equality and the rest a row comparison, so that the index scan starts at the key instead
+    /// of filtering from the first row of the type.)
     pub async fn streams_after(
         &self,
         aggregate_type: &str,
@@ -89,8 +91,7 @@ impl Store {
         Ok(match self {
             Self::Postgres(pool) => sqlx::query(&format!(
                 "SELECT {PG_COLUMNS} FROM events \
-                  WHERE (aggregate_type, aggregate_id, sequence) > ($1, $2, $3) \
-                    AND aggregate_type = $1 \
+                  WHERE aggregate_type = $1 AND (aggregate_id, sequence) > ($2, $3) \
                   ORDER BY aggregate_type, aggregate_id, sequence LIMIT $4"
             ))
             .bind(aggregate_type)
@@ -104,8 +105,7 @@ impl Store {
             .collect::<Result<_, _>>()?,
             Self::Sqlite(pool) => sqlx::query(&format!(
                 "SELECT {SQLITE_COLUMNS} FROM events \
-                  WHERE (aggregate_type, aggregate_id, sequence) > (?1, ?2, ?3) \
-                    AND aggregate_type = ?1 \
+                  WHERE aggregate_type = ?1 AND (aggregate_id, sequence) > (?2, ?3) \
                   ORDER BY aggregate_type, aggregate_id, sequence LIMIT ?4"
             ))
             .bind(aggregate_type)
@@ -123,14 +123,24 @@ impl Store {
     /// The head (last stored event) of every stream of `aggregate_type`, by aggregate id.
     pub async fn stream_heads(&self, aggregate_type: &str) -> Result<Vec<StreamHead>, StoreError> {
         let rows: Vec<(String, i64, Option<String>)> = match self {
-            // Both orders descending so that PostgreSQL walks the primary key backwards
-            // instead of sorting the table.
+            // A loose index scan: one probe of the primary key per stream for its id, one for
+            // its last event, instead of reading every event.
             Self::Postgres(pool) => {
                 sqlx::query_as(
-                    "SELECT DISTINCT ON (aggregate_id) aggregate_id, sequence, \
-                            metadata->>'chain_hash' AS chain_hash \
-                       FROM events WHERE aggregate_type = $1 \
-                      ORDER BY aggregate_id DESC, sequence DESC",
+                    "WITH RECURSIVE ids (aggregate_id) AS ( \
+                         (SELECT aggregate_id FROM events WHERE aggregate_type = $1 \
+                           ORDER BY aggregate_id LIMIT 1) \
+                         UNION ALL \
+                         SELECT (SELECT e.aggregate_id FROM events e \
+                                  WHERE e.aggregate_type = $1 AND e.aggregate_id > ids.aggregate_id \
+                                  ORDER BY e.aggregate_id LIMIT 1) \
+                           FROM ids WHERE ids.aggregate_id IS NOT NULL) \
+                     SELECT last.aggregate_id, last.sequence, last.chain_hash FROM ids \
+                      CROSS JOIN LATERAL ( \
+                         SELECT aggregate_id, sequence, metadata->>'chain_hash' AS chain_hash \
+                           FROM events e WHERE e.aggregate_type = $1 \
+                            AND e.aggregate_id = ids.aggregate_id \
+                          ORDER BY sequence DESC LIMIT 1) AS last",
                 )
                 .bind(aggregate_type)
                 .fetch_all(pool)

@@ -85,6 +85,13 @@ pub fn router(state: AppState) -> Router {
         .merge(internal::routes())
         .merge(ops::routes())
         .fallback(|| async { error::ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This route does not take that method.",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,

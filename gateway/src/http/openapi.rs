@@ -24,7 +24,7 @@ use super::{error, internal, me, ops, public};
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     components(schemas(error::Problem)),
-    modifiers(&Security),
+    modifiers(&Security, &ClosedBodies),
 )]
 struct ApiDoc;
 
@@ -37,6 +37,33 @@ impl Modify for Security {
             || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("bearer", bearer());
         components.add_security_scheme("service", bearer());
+    }
+}
+
+/// Request bodies that are a `oneOf` of inline objects (an internally tagged enum) get
+/// `additionalProperties: false` on each object, as their structs deny unknown fields.
+struct ClosedBodies;
+
+impl Modify for ClosedBodies {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{AdditionalProperties, Schema};
+        use utoipa::openapi::RefOr;
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for schema in components.schemas.values_mut() {
+            let RefOr::T(Schema::OneOf(one_of)) = schema else {
+                continue;
+            };
+            for item in &mut one_of.items {
+                if let RefOr::T(Schema::Object(object)) = item {
+                    if object.additional_properties.is_none() {
+                        object.additional_properties =
+                            Some(Box::new(AdditionalProperties::FreeForm(false)));
+                    }
+                }
+            }
+        }
     }
 }
 

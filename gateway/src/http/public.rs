@@ -104,7 +104,7 @@ pub async fn request_sms_code(
         .await?;
     let code_id = ticket.code_id.clone();
     let service = state.service.clone();
-    let context = client.context(Actor::System);
+    let context = client.context(Actor::Anonymous);
     after_answer("sms-code", async move {
         service.send_sms_code(ticket, &context).await
     });
@@ -146,7 +146,7 @@ pub async fn sign_up(
     client: Client,
     AppJson(body): AppJson<SignUpRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let context = client.context(Actor::System);
+    let context = client.context(Actor::Anonymous);
     let account_id = match body {
         SignUpRequest::Email(EmailSignUp {
             login_email,
@@ -210,7 +210,7 @@ pub async fn sign_in(
     client: Client,
     AppJson(body): AppJson<SignInRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let context = client.context(Actor::System);
+    let context = client.context(Actor::Anonymous);
     let signed_in = match body {
         SignInRequest::Password(PasswordSignIn { login, password }) => {
             state
@@ -285,7 +285,7 @@ pub async fn start_recovery(
     client: Client,
     AppJson(body): AppJson<RecoveryRequest>,
 ) -> ApiResult<axum::response::Response> {
-    let context = client.context(Actor::System);
+    let context = client.context(Actor::Anonymous);
     let started = match body {
         RecoveryRequest::Mobile { mobile: m } => {
             let ticket = state.service.admit_recovery_by_mobile(mobile(&m)?);
@@ -330,7 +330,7 @@ pub async fn confirm_recovery(
     let mobile = mobile(&body.mobile)?;
     state
         .service
-        .confirm_recovery(&recovery_id, mobile, &client.context(Actor::System))
+        .confirm_recovery(&recovery_id, mobile, &client.context(Actor::Anonymous))
         .await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
@@ -352,7 +352,7 @@ pub async fn request_reset(
     let email = email(&body.login_email)?;
     state.service.admit_reset(&email).await?;
     let service = state.service.clone();
-    let context = client.context(Actor::System);
+    let context = client.context(Actor::Anonymous);
     after_answer("password-reset", async move {
         service.send_reset(&email, &context).await
     });
@@ -435,7 +435,11 @@ pub async fn send_reset_code(
 ) -> ApiResult<impl IntoResponse> {
     let masked_target = state
         .service
-        .send_reset_code(&token, body.method.method(), &client.context(Actor::System))
+        .send_reset_code(
+            &token,
+            body.method.method(),
+            &client.context(Actor::Anonymous),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(CodeSent { masked_target })))
 }
@@ -466,7 +470,7 @@ pub async fn complete_reset(
             &body.new_password,
             &body.new_password_confirmation,
             code,
-            &client.context(Actor::System),
+            &client.context(Actor::Anonymous),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

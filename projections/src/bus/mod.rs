@@ -333,7 +333,7 @@ impl fmt::Debug for Delivery {
 }
 
 enum Acker {
-    Nats(async_nats::jetstream::message::Acker),
+    Nats(Box<async_nats::jetstream::message::Acker>),
     Memory(memory::Acker),
 }
 
@@ -369,7 +369,7 @@ pub type Deliveries = Pin<Box<dyn Stream<Item = Result<Delivery, BusError>> + Se
 
 /// A durable consumer of one stream.
 pub enum Consumer {
-    Nats(nats::NatsConsumer),
+    Nats(Box<nats::NatsConsumer>),
     Memory(memory::MemoryConsumer),
 }
 
@@ -392,7 +392,7 @@ pub struct Bus {
 
 #[derive(Clone)]
 enum Inner {
-    Nats(nats::NatsBus),
+    Nats(std::sync::Arc<nats::NatsBus>),
     Memory(memory::MemoryBus),
 }
 
@@ -416,9 +416,9 @@ impl Bus {
     pub async fn connect(config: BusConfig) -> Result<Bus, BusError> {
         let topology = Topology::new(&config.prefix)?;
         let inner = match &config.url {
-            Some(url) => {
-                Inner::Nats(nats::NatsBus::connect(url, &topology, config.replicas.max(1)).await?)
-            }
+            Some(url) => Inner::Nats(std::sync::Arc::new(
+                nats::NatsBus::connect(url, &topology, config.replicas.max(1)).await?,
+            )),
             None => Inner::Memory(memory::MemoryBus::new()),
         };
         Ok(Bus { inner, topology })
@@ -508,9 +508,9 @@ impl Bus {
     /// message from the start of the stream, redelivered without limit until acked.
     pub async fn consumer(&self, kind: StreamKind, durable: &str) -> Result<Consumer, BusError> {
         match &self.inner {
-            Inner::Nats(bus) => Ok(Consumer::Nats(
+            Inner::Nats(bus) => Ok(Consumer::Nats(Box::new(
                 bus.consumer(&self.topology, kind, durable).await?,
-            )),
+            ))),
             Inner::Memory(bus) => Ok(Consumer::Memory(bus.consumer(kind, durable))),
         }
     }

@@ -248,6 +248,6 @@ fn delivery(kind: StreamKind, message: jetstream::Message) -> Result<Delivery, B
         stream_sequence,
         delivered,
         published,
-        acker: Acker::Nats(acker),
+        acker: Acker::Nats(Box::new(acker)),
     })
 }

@@ -63,16 +63,19 @@ pub async fn load_contacts(
     }))
 }
 
-/// In one transaction: moves `account_id`'s contacts from `expected` (its `last_sequence`, or
-/// `None` for an account not seen yet) to `contacts`, and records `plan`. `false` when another
-/// instance moved them first (nothing is written).
+/// Moves `account_id`'s contacts from `expected` (its `last_sequence`, or `None` for an account
+/// not seen yet) to `contacts` and records `plan`, in one transaction (one statement when the
+/// plan sends nothing). The plan's rows are recorded already claimed until `lease_until_ms`, for
+/// the caller to send at once. `None` when another instance moved the contacts first (nothing
+/// is written); else whether every row of the plan was new (and so is claimed by the caller).
 pub async fn commit_account_plan(
     db: &ReadStore,
     account_id: &str,
     expected: Option<u64>,
     contacts: &Contacts,
     plan: &Plan,
-) -> Result<bool, ReadError> {
+    lease_until_ms: i64,
+) -> Result<Option<bool>, ReadError> {
     const INSERT: &str = "INSERT INTO notifier_contacts (account_id, last_sequence, \
         contact_mobile, contact_mobile_verified, contact_email, contact_email_verified, updated_at) \
         VALUES ($1, $2, $3, $4, $5, $6, CURRENT_TIMESTAMP) ON CONFLICT (account_id) DO NOTHING";
@@ -83,48 +86,49 @@ pub async fn commit_account_plan(
     let (email, email_verified) = split(&contacts.email);
     let sequence = i64::try_from(contacts.last_sequence).unwrap_or(i64::MAX);
     let expected_sequence = expected.map(|e| i64::try_from(e).unwrap_or(i64::MAX));
+    let sql = if expected_sequence.is_some() {
+        UPDATE
+    } else {
+        INSERT
+    };
     on_db!(db, pool, q => {
-        let mut tx = pool.begin().await?;
-        let moved = match expected_sequence {
-            None => sqlx::query(&q(INSERT))
-                .bind(account_id)
-                .bind(sequence)
-                .bind(mobile)
-                .bind(mobile_verified)
-                .bind(email)
-                .bind(email_verified)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-            Some(expected) => sqlx::query(&q(UPDATE))
-                .bind(account_id)
-                .bind(sequence)
-                .bind(mobile)
-                .bind(mobile_verified)
-                .bind(email)
-                .bind(email_verified)
-                .bind(expected)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected(),
-        };
-        if moved != 1 {
-            tx.rollback().await?;
-            return Ok(false);
+        let sql = q(sql);
+        let mut fold = sqlx::query(&sql)
+            .bind(account_id)
+            .bind(sequence)
+            .bind(mobile)
+            .bind(mobile_verified)
+            .bind(email)
+            .bind(email_verified);
+        if let Some(expected) = expected_sequence {
+            fold = fold.bind(expected);
         }
+        if plan.messages.is_empty() {
+            // Nothing to send: the fold alone, one statement.
+            let moved = fold.execute(pool).await?.rows_affected();
+            return Ok((moved == 1).then_some(true));
+        }
+        let mut tx = pool.begin().await?;
+        if fold.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut all_new = true;
         for planned in &plan.messages {
-            sqlx::query(&q(INSERT_DELIVERY))
+            all_new &= sqlx::query(&q(INSERT_CLAIMED))
                 .bind(&plan.source_id)
                 .bind(planned.channel.as_str())
                 .bind(&planned.recipient)
                 .bind(planned.template.as_str())
                 .bind(planned.params.to_string())
-                .execute(&mut *tx)
-                .await?;
+                .bind(lease_until_ms)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         }
         tx.commit().await?;
-    });
-    Ok(true)
+        Ok(Some(all_new))
+    })
 }
 
 fn split(value: &Option<(String, bool)>) -> (Option<&str>, bool) {
@@ -134,31 +138,41 @@ fn split(value: &Option<(String, bool)>) -> (Option<&str>, bool) {
     }
 }
 
-const INSERT_DELIVERY: &str = "INSERT INTO notification_deliveries \
-    (source_id, channel, recipient, template, params, state, attempts, next_attempt_ms, created_at) \
-    VALUES ($1, $2, $3, $4, $5, 'pending', 0, 0, CURRENT_TIMESTAMP) \
-    ON CONFLICT (source_id, channel, recipient) DO NOTHING";
+/// A new row, claimed at once by the instance that plans it (one attempt counted).
+const INSERT_CLAIMED: &str = "INSERT INTO notification_deliveries \
+    (source_id, channel, recipient, template, params, state, attempts, next_attempt_ms, \
+     lease_until_ms, created_at) \
+    VALUES ($1, $2, $3, $4, $5, 'sending', 1, 0, $6, CURRENT_TIMESTAMP) \
+    ON CONFLICT (source_id, channel, recipient) DO NOTHING RETURNING recipient";
 
-/// Records `plan`'s rows (a recipient already planned for the source is kept as it is).
-pub async fn record_plan(db: &ReadStore, plan: &Plan) -> Result<(), ReadError> {
+/// Records `plan`'s rows claimed until `lease_until_ms` (a recipient already planned for the
+/// source is kept as it is). Whether every row was new (and so is claimed by the caller).
+pub async fn record_plan(
+    db: &ReadStore,
+    plan: &Plan,
+    lease_until_ms: i64,
+) -> Result<bool, ReadError> {
     if plan.messages.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     on_db!(db, pool, q => {
         let mut tx = pool.begin().await?;
+        let mut all_new = true;
         for planned in &plan.messages {
-            sqlx::query(&q(INSERT_DELIVERY))
+            all_new &= sqlx::query(&q(INSERT_CLAIMED))
                 .bind(&plan.source_id)
                 .bind(planned.channel.as_str())
                 .bind(&planned.recipient)
                 .bind(planned.template.as_str())
                 .bind(planned.params.to_string())
-                .execute(&mut *tx)
-                .await?;
+                .bind(lease_until_ms)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         }
         tx.commit().await?;
-    });
-    Ok(())
+        Ok(all_new)
+    })
 }
 
 /// Whether any row was ever planned for `source_id`.

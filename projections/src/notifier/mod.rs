@@ -121,6 +121,9 @@ enum Failure {
 
 pub struct Notifier {
     db: ReadStore,
+    /// The contact folds this instance wrote last, by account: a memo that saves a read per
+    /// event (every write still compares-and-sets the stored sequence).
+    folds: std::sync::Mutex<std::collections::HashMap<String, plan::Contacts>>,
     bus: Bus,
     unsealer: Arc<dyn Unsealer>,
     senders: Senders,
@@ -137,6 +140,7 @@ impl Notifier {
     ) -> Self {
         Self {
             db,
+            folds: Default::default(),
             bus,
             unsealer,
             senders,
@@ -284,33 +288,73 @@ impl Notifier {
             return Ok(Outcome::Drop("malformed event"));
         };
         let account_id = envelope.account_id.as_str();
-        let stored = deliveries::load_contacts(&self.db, account_id).await?;
+        let stored = match self.remembered(account_id) {
+            Some(contacts) => Some(contacts),
+            None => deliveries::load_contacts(&self.db, account_id).await?,
+        };
         let last = stored.as_ref().map_or(0, |c| c.last_sequence);
         let mut contacts = stored.clone().unwrap_or_default();
         let plan = plan_account_event(account_id, envelope.sequence, &event, &mut contacts);
-        if envelope.sequence > last {
-            if envelope.sequence != last + 1 {
-                if age(delivery) < self.settings.gap_timeout {
-                    // Its predecessor is on its way (nak'ed, or re-published): wait for it.
-                    return Ok(Outcome::Retry(Duration::from_millis(100)));
-                }
-                metrics::counter!("accountd_notifier_gaps_total").increment(1);
-                warn!(
-                    account_id,
-                    from = last,
-                    to = envelope.sequence,
-                    "events never arrived; folding past the gap"
-                );
+        if envelope.sequence <= last {
+            // Planned before: only its deliveries are left to look at.
+            return self.deliver(&plan.source_id).await;
+        }
+        if envelope.sequence != last + 1 {
+            if age(delivery) < self.settings.gap_timeout {
+                // Its predecessor is on its way (nak'ed, or re-published): wait for it.
+                return Ok(Outcome::Retry(Duration::from_millis(100)));
             }
-            let expected = stored.map(|c| c.last_sequence);
-            if !deliveries::commit_account_plan(&self.db, account_id, expected, &contacts, &plan)
-                .await?
-            {
+            metrics::counter!("accountd_notifier_gaps_total").increment(1);
+            warn!(
+                account_id,
+                from = last,
+                to = envelope.sequence,
+                "events never arrived; folding past the gap"
+            );
+        }
+        let expected = stored.map(|c| c.last_sequence);
+        let lease = deliveries::now_ms() + millis(self.settings.lease);
+        let committed = deliveries::commit_account_plan(
+            &self.db, account_id, expected, &contacts, &plan, lease,
+        )
+        .await;
+        match committed {
+            Ok(Some(all_new)) => {
+                self.remember(account_id, contacts);
+                if all_new {
+                    self.send_claimed(&plan, lease).await
+                } else {
+                    self.deliver(&plan.source_id).await
+                }
+            }
+            Ok(None) => {
                 // Another instance folded this account meanwhile: look again shortly.
-                return Ok(Outcome::Retry(Duration::from_millis(50)));
+                self.forget(account_id);
+                Ok(Outcome::Retry(Duration::from_millis(50)))
+            }
+            Err(e) => {
+                self.forget(account_id);
+                Err(e)
             }
         }
-        self.deliver(&plan.source_id).await
+    }
+
+    fn remembered(&self, account_id: &str) -> Option<plan::Contacts> {
+        let folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
+        folds.get(account_id).cloned()
+    }
+
+    fn remember(&self, account_id: &str, contacts: plan::Contacts) {
+        let mut folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
+        if folds.len() >= 100_000 {
+            folds.clear(); // bounded; a miss costs one read
+        }
+        folds.insert(account_id.to_owned(), contacts);
+    }
+
+    fn forget(&self, account_id: &str) {
+        let mut folds = self.folds.lock().unwrap_or_else(|e| e.into_inner());
+        folds.remove(account_id);
     }
 
     async fn handle_request(&self, delivery: &Delivery) -> Result<Outcome, ReadError> {
@@ -344,7 +388,10 @@ impl Notifier {
             if plan.messages.is_empty() {
                 return Ok(Outcome::Drop("no verified contact value"));
             }
-            deliveries::record_plan(&self.db, &plan).await?;
+            let lease = deliveries::now_ms() + millis(self.settings.lease);
+            if deliveries::record_plan(&self.db, &plan, lease).await? {
+                return self.send_claimed(&plan, lease).await;
+            }
         }
         self.deliver(&source_id).await
     }
@@ -373,7 +420,10 @@ impl Notifier {
             &issued.sealed_code,
             issued.expires_at,
         );
-        deliveries::record_plan(&self.db, &plan).await?;
+        let lease = deliveries::now_ms() + millis(self.settings.lease);
+        if deliveries::record_plan(&self.db, &plan, lease).await? {
+            return self.send_claimed(&plan, lease).await;
+        }
         self.deliver(&plan.source_id).await
     }
 
@@ -401,46 +451,8 @@ impl Notifier {
                 wait_until(now + 200);
                 continue;
             }
-            let attempts = row.attempts + 1;
-            let template = row.template.map_or("unknown", |t| t.as_str());
-            let channel = row.channel.as_str();
-            match self.attempt(&row).await {
-                Ok(()) => {
-                    deliveries::finish(&self.db, &row, Attempt::Sent).await?;
-                    metrics::counter!("accountd_notifications_sent_total",
-                        "channel" => channel, "template" => template)
-                    .increment(1);
-                    debug!(source_id, channel, template, "sent");
-                }
-                Err(Failure::Transient(error)) if attempts < self.settings.max_attempts => {
-                    let at = deliveries::now_ms() + millis(self.backoff(attempts));
-                    deliveries::finish(
-                        &self.db,
-                        &row,
-                        Attempt::Retry {
-                            at_ms: at,
-                            error: &error,
-                        },
-                    )
-                    .await?;
-                    metrics::counter!("accountd_notifications_failed_total", "channel" => channel)
-                        .increment(1);
-                    warn!(
-                        source_id,
-                        channel, template, attempts, error, "send failed; will retry"
-                    );
-                    wait_until(at);
-                }
-                Err(Failure::Transient(error) | Failure::Permanent(error)) => {
-                    deliveries::finish(&self.db, &row, Attempt::Dead { error: &error }).await?;
-                    metrics::counter!("accountd_notifications_dead_letter_total",
-                        "channel" => channel, "template" => template)
-                    .increment(1);
-                    warn!(
-                        source_id,
-                        channel, template, attempts, error, "message dead-lettered"
-                    );
-                }
+            if let Some(at) = self.attempt_claimed(&row).await? {
+                wait_until(at);
             }
         }
         Ok(match next {
@@ -451,6 +463,88 @@ impl Notifier {
                     .max(10),
             )),
         })
+    }
+
+    /// Sends the rows of `plan`, which its caller has just recorded claimed (no read needed).
+    async fn send_claimed(
+        &self,
+        plan: &plan::Plan,
+        lease_until_ms: i64,
+    ) -> Result<Outcome, ReadError> {
+        let mut next: Option<i64> = None;
+        for planned in &plan.messages {
+            let row = DeliveryRow {
+                source_id: plan.source_id.clone(),
+                channel: planned.channel,
+                recipient: planned.recipient.clone(),
+                template: Some(planned.template),
+                params: planned.params.clone(),
+                state: State::Sending,
+                attempts: 0,
+                next_attempt_ms: 0,
+                lease_until_ms: Some(lease_until_ms),
+            };
+            if let Some(at) = self.attempt_claimed(&row).await? {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        Ok(match next {
+            None => Outcome::Ack,
+            Some(at) => Outcome::Retry(Duration::from_millis(
+                u64::try_from(at - deliveries::now_ms())
+                    .unwrap_or(0)
+                    .max(10),
+            )),
+        })
+    }
+
+    /// One attempt of a row claimed by this instance (`row.attempts` as before the claim);
+    /// records the result. Returns when to try again, if it is to be tried again.
+    async fn attempt_claimed(&self, row: &DeliveryRow) -> Result<Option<i64>, ReadError> {
+        let source_id = row.source_id.as_str();
+        let attempts = row.attempts + 1;
+        let template = row.template.map_or("unknown", |t| t.as_str());
+        let channel = row.channel.as_str();
+        match self.attempt(row).await {
+            Ok(()) => {
+                deliveries::finish(&self.db, row, Attempt::Sent).await?;
+                metrics::counter!("accountd_notifications_sent_total",
+                    "channel" => channel, "template" => template)
+                .increment(1);
+                debug!(source_id, channel, template, "sent");
+                Ok(None)
+            }
+            Err(Failure::Transient(error)) if attempts < self.settings.max_attempts => {
+                let at = deliveries::now_ms() + millis(self.backoff(attempts));
+                deliveries::finish(
+                    &self.db,
+                    row,
+                    Attempt::Retry {
+                        at_ms: at,
+                        error: &error,
+                    },
+                )
+                .await?;
+                metrics::counter!("accountd_notifications_failed_total", "channel" => channel)
+                    .increment(1);
+                warn!(
+                    source_id,
+                    channel, template, attempts, error, "send failed; will retry"
+                );
+                Ok(Some(at))
+            }
+            Err(Failure::Transient(error) | Failure::Permanent(error)) => {
+                deliveries::finish(&self.db, row, Attempt::Dead { error: &error }).await?;
+                metrics::counter!("accountd_notifications_dead_letter_total",
+                    "channel" => channel, "template" => template)
+                .increment(1);
+                warn!(
+                    source_id,
+                    channel, template, attempts, error, "message dead-lettered"
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Renders and sends one row.

@@ -506,3 +506,89 @@ pub async fn insert_row(
     }
     .expect("insert a forged event");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Generated histories, written as the executor would write them (metadata and chain hashes).
+
+/// Inserts `history` in its order with per-event metadata (event id, `occurred_at` one minute
+/// apart from [`t0`], actor) and each stream's chain hash, as the executor would have.
+pub async fn insert_chained(store: &Store, history: &[domain::sample::SampleEvent]) {
+    use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
+    let mut heads: std::collections::HashMap<&str, String> = Default::default();
+    let mut rows = Vec::with_capacity(history.len());
+    for (n, sample) in history.iter().enumerate() {
+        let payload = domain::stored::to_payload(&sample.event).expect("events serialize");
+        let event_type = sample.event.type_name();
+        let occurred_at = t0() + chrono::Duration::minutes(n as i64);
+        let mut metadata = serde_json::json!({
+            "event_id": format!("00000000-0000-7000-8000-{n:012}"),
+            "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "actor": format!("account:{}", sample.aggregate_id),
+        });
+        let previous = heads
+            .get(sample.aggregate_id.as_str())
+            .map_or(GENESIS, String::as_str);
+        let hash = chain_hash(previous, event_type, "1", &payload, &metadata);
+        metadata[CHAIN_HASH_KEY] = Value::String(hash.clone());
+        heads.insert(&sample.aggregate_id, hash);
+        rows.push((
+            sample,
+            event_type,
+            payload.to_string(),
+            metadata.to_string(),
+        ));
+    }
+    match store {
+        Store::Postgres(pool) => {
+            for chunk in rows.chunks(5_000) {
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                         event_version, payload, metadata) \
+                     SELECT 'Account', id, seq, ty, '1', p::json, m::json \
+                       FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
+                            WITH ORDINALITY AS u(id, seq, ty, p, m, n) \
+                      ORDER BY n",
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|r| r.0.aggregate_id.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|r| r.0.sequence as i64)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(chunk.iter().map(|r| r.1).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.2.as_str()).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|r| r.3.as_str()).collect::<Vec<_>>())
+                .execute(pool)
+                .await
+                .expect("bulk insert events");
+            }
+        }
+        Store::Sqlite(pool) => {
+            let mut tx = pool.begin().await.expect("begin");
+            for chunk in rows.chunks(150) {
+                let values = vec!["('Account', ?, ?, ?, '1', ?, ?)"; chunk.len()].join(", ");
+                let sql = format!(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                                         event_version, payload, metadata) VALUES {values}"
+                );
+                let mut insert = sqlx::query(&sql);
+                for (sample, event_type, payload, metadata) in chunk {
+                    insert = insert
+                        .bind(sample.aggregate_id.as_str())
+                        .bind(sample.sequence as i64)
+                        .bind(*event_type)
+                        .bind(payload.as_str())
+                        .bind(metadata.as_str());
+                }
+                insert.execute(&mut *tx).await.expect("bulk insert events");
+            }
+            tx.commit().await.expect("commit the bulk insert");
+        }
+    }
+}

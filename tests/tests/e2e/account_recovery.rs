@@ -98,6 +98,10 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .await;
     assert_eq!(started.status, 200, "{started:?}");
     assert_eq!(started.body["masked_mobile"], "+86 138****8000");
+    assert_eq!(
+        app.count_in_stream(&id, "AccountRecoveryRequested").await,
+        1
+    );
     let recovery = started.body["recovery_id"]
         .as_str()
         .expect("a recovery id")
@@ -129,6 +133,40 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         || async { (app.count_in_stream(&id, "AccountInfoSent").await == 1).then_some(()) },
     )
     .await;
+    // Five tries per recovery: after five wrong numbers the right one sends nothing.
+    let started = app
+        .post(
+            "/v1/account-recovery",
+            None,
+            json!({"method": "account_id", "account_id": id}),
+        )
+        .await;
+    let tried = started.body["recovery_id"]
+        .as_str()
+        .expect("a recovery id")
+        .to_owned();
+    let tried = format!("/v1/account-recovery/{tried}/confirmation");
+    for last_digit in 1..=5 {
+        let wrong = app
+            .post(
+                &tried,
+                None,
+                json!({"mobile": format!("1380013800{last_digit}")}),
+            )
+            .await;
+        assert_eq!(wrong.status, 202, "{wrong:?}");
+    }
+    assert_eq!(
+        app.count_in_stream(&id, "AccountRecoveryConfirmationFailed")
+            .await,
+        6
+    );
+    let too_late = app
+        .post(&tried, None, json!({"mobile": "13800138000"}))
+        .await;
+    assert_eq!(too_late.status, 202, "{too_late:?}");
+    assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 1);
+
     // A confirmed recovery is closed.
     let again = app
         .post(&confirm, None, json!({"mobile": "+8613800138000"}))

@@ -2,7 +2,9 @@
 //! unverified, and sends a code to it; the code marks it verified.
 
 use serde_json::json;
-use tests::{assert_problem, on_both_backends, spawn_app, Backend, PASSWORD};
+use tests::{
+    assert_problem, on_both_backends, poll, spawn_app, Backend, EVENTUALLY, PASSWORD, SUPPORT_TOKEN,
+};
 
 async fn contact_mobile_and_email_change_at_once_unverified_and_the_code_sent_to_them_verifies_them(
     backend: Backend,
@@ -53,6 +55,29 @@ async fn contact_mobile_and_email_change_at_once_unverified_and_the_code_sent_to
         app.me(&token).await["contact_mobile"],
         json!({"value": "+8613900139000", "verified": true})
     );
+    // A contact mobile does not prove who someone is: once the read model has it, the support
+    // lookup by mobile (verified recovery and login mobiles) still does not list the account.
+    poll(
+        "the verified contact mobile in the internal profile",
+        EVENTUALLY,
+        || async {
+            let profile = app
+                .get(&format!("/internal/v1/accounts/{id}"), Some(SUPPORT_TOKEN))
+                .await;
+            (profile.body["contact_mobile"]["verified"] == true).then_some(())
+        },
+    )
+    .await;
+    let lookup = app
+        .get(
+            "/internal/v1/lookup/mobile/%2B8613900139000",
+            Some(SUPPORT_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (lookup.status, lookup.body),
+        (200, json!({"account_ids": []}))
+    );
 
     let changed = app
         .put(
@@ -81,6 +106,46 @@ async fn contact_mobile_and_email_change_at_once_unverified_and_the_code_sent_to
         .await;
     assert_problem(&replaced, 400, "code_expired");
 
+    // The fifth wrong attempt kills the code: the right one is then refused as expired.
+    let code = app.code_for(&id).await;
+    for _ in 0..5 {
+        let wrong = app
+            .post(
+                "/v1/me/contact-email/verification",
+                Some(&token),
+                json!({"code": crate::wrong_code(&code)}),
+            )
+            .await;
+        assert_problem(&wrong, 400, "invalid_code");
+    }
+    let dead = app
+        .post(
+            "/v1/me/contact-email/verification",
+            Some(&token),
+            json!({"code": code}),
+        )
+        .await;
+    assert_problem(&dead, 400, "code_expired");
+    assert_eq!(app.count_in_stream(&id, "ContactEmailVerified").await, 0);
+
+    // Another address, another code (one a minute per target, so not the same address again).
+    let changed = app
+        .put(
+            "/v1/me/contact-email",
+            &token,
+            json!({"email": "ada.alerts@example.com"}),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let again = app
+        .put(
+            "/v1/me/contact-email",
+            &token,
+            json!({"email": "ada.alerts@example.com"}),
+        )
+        .await;
+    assert_problem(&again, 429, "rate_limited");
+
     let code = app.code_for(&id).await;
     let wrong = app
         .post(
@@ -100,7 +165,7 @@ async fn contact_mobile_and_email_change_at_once_unverified_and_the_code_sent_to
     assert_eq!(right.status, 200, "{right:?}");
     assert_eq!(
         app.me(&token).await["contact_email"],
-        json!({"value": "ada.news@example.com", "verified": true})
+        json!({"value": "ada.alerts@example.com", "verified": true})
     );
     // Used up by its success.
     let again = app

@@ -1,7 +1,7 @@
 //! HTTP hygiene (SPEC §3): problem documents for malformed requests, 415, 413, `x-request-id`
 //! on every response, Idempotency-Key on POST commands, and the per-IP limit of public routes.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tests::{
     assert_problem, on_both_backends, spawn_app, spawn_app_with, Answer, Backend, PASSWORD,
 };
@@ -61,6 +61,14 @@ async fn malformed_requests_get_problem_documents_and_every_response_a_request_i
             "/v1/password-resets",
             None,
             json!({"login_email": "ada@example.com", "extra": 1}),
+        )
+        .await;
+    assert_problem(&unknown_field, 400, "invalid_request");
+    let unknown_field = app
+        .post(
+            "/v1/account-recovery",
+            None,
+            json!({"method": "account_id", "account_id": "100000000001", "mobile": "13800138000"}),
         )
         .await;
     assert_problem(&unknown_field, 400, "invalid_request");
@@ -195,6 +203,18 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
         .post_with("/v1/me/identity-verifications", Some(&token), &key, start)
         .await;
     assert_eq!((replay.status, &replay.body), (first.status, &first.body));
+    // Scoped to the caller: another session's request with the same key is its own.
+    let other_session = app.sign_in("ada@example.com", PASSWORD).await;
+    let other = app
+        .post_with(
+            "/v1/me/identity-verifications",
+            Some(&other_session),
+            &key,
+            json!({"method": "password"}),
+        )
+        .await;
+    assert_eq!(other.status, 201, "{other:?}");
+    assert_ne!(other.body["verification_id"], first.body["verification_id"]);
     app.stop().await;
 }
 on_both_backends!(an_idempotency_key_replays_the_first_response_and_refuses_another_body);
@@ -223,6 +243,19 @@ async fn a_public_route_answers_429_rate_limited_beyond_the_per_ip_limit(backend
         "{refused:?}"
     );
     has_request_id(&refused);
+    // Without a configured trusted proxy header, a forwarded-for header changes nothing.
+    let spoofed = app
+        .send_raw(
+            "GET",
+            path,
+            &[
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-real-ip", "198.51.100.8"),
+            ],
+            Vec::new(),
+        )
+        .await;
+    assert_problem(&spoofed, 429, "rate_limited");
 
     // The limit is per route.
     let other = app
@@ -233,6 +266,232 @@ async fn a_public_route_answers_429_rate_limited_beyond_the_per_ip_limit(backend
         )
         .await;
     assert_eq!(other.status, 202, "{other:?}");
+    // Session routes are not public routes: no per-IP limit.
+    for _ in 0..7 {
+        assert_problem(&app.get("/v1/me", None).await, 401, "unauthenticated");
+    }
     app.stop().await;
 }
 on_both_backends!(a_public_route_answers_429_rate_limited_beyond_the_per_ip_limit);
+
+async fn a_method_a_route_does_not_take_answers_405_with_a_problem_document(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (method, path) in [
+        ("GET", "/v1/accounts"),
+        ("PUT", "/v1/sessions"),
+        ("DELETE", "/v1/me"),
+        ("GET", "/v1/me/password"),
+    ] {
+        let answer = app.send(method, path, None, None).await;
+        has_request_id(&answer);
+        assert_eq!(answer.status, 405, "{method} {path}: {answer:?}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("application/problem+json"),
+            "errors are problem documents (SPEC §3): {method} {path} answered {answer:?}"
+        );
+        assert_eq!(answer.body["status"], 405, "{answer:?}");
+        assert!(
+            answer.code().is_some_and(|c| !c.is_empty()),
+            "a machine code: {answer:?}"
+        );
+    }
+    app.stop().await;
+}
+on_both_backends!(a_method_a_route_does_not_take_answers_405_with_a_problem_document);
+
+/// Every route of SPEC §3, as (method, path template).
+const SPEC_ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/sms-codes"),
+    ("post", "/v1/accounts"),
+    ("post", "/v1/sessions"),
+    ("delete", "/v1/sessions/current"),
+    ("post", "/v1/account-recovery"),
+    ("post", "/v1/account-recovery/{recovery_id}/confirmation"),
+    ("post", "/v1/password-resets"),
+    ("get", "/v1/password-resets/{token}"),
+    ("post", "/v1/password-resets/{token}/verification-codes"),
+    ("post", "/v1/password-resets/{token}/completion"),
+    ("get", "/v1/me"),
+    ("post", "/v1/me/identity-verifications"),
+    ("post", "/v1/me/identity-verifications/{id}"),
+    ("put", "/v1/me/contact-mobile"),
+    ("put", "/v1/me/contact-email"),
+    ("post", "/v1/me/contact-mobile/verification"),
+    ("post", "/v1/me/contact-email/verification"),
+    ("put", "/v1/me/recovery-mobile"),
+    ("put", "/v1/me/recovery-email"),
+    ("post", "/v1/me/recovery-mobile/confirmation"),
+    ("post", "/v1/me/recovery-email/confirmation"),
+    ("put", "/v1/me/login-email"),
+    ("post", "/v1/me/login-email/confirmation"),
+    ("put", "/v1/me/password"),
+    ("get", "/v1/me/history"),
+    ("post", "/internal/v1/accounts/{id}/servers"),
+    ("delete", "/internal/v1/accounts/{id}/servers/{instance_id}"),
+    ("get", "/internal/v1/accounts/{id}"),
+    ("get", "/internal/v1/lookup/mobile/{e164}"),
+    ("get", "/internal/v1/lookup/email/{email}"),
+    ("get", "/internal/v1/lookup/server-ip/{ip}"),
+    ("post", "/internal/v1/accounts/{id}/notifications"),
+    ("get", "/internal/v1/audit/accounts/{id}/events"),
+    ("get", "/internal/v1/audit/accounts/{id}/state"),
+    ("get", "/internal/v1/audit/accounts/{id}/verification"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+/// The object schemas `schema` stands for, following `$ref`s and `oneOf`/`anyOf` members.
+fn object_schemas<'a>(
+    document: &'a Value,
+    schema: &'a Value,
+    found: &mut Vec<(String, &'a Value)>,
+) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        object_schemas(document, &document["components"]["schemas"][name], found);
+    } else if let Some(members) = schema["oneOf"]
+        .as_array()
+        .or_else(|| schema["anyOf"].as_array())
+    {
+        for member in members {
+            object_schemas(document, member, found);
+        }
+    } else if schema["properties"].is_object() {
+        found.push((
+            schema["properties"]
+                .as_object()
+                .map(|p| p.keys().cloned().collect::<Vec<_>>().join(","))
+                .unwrap_or_default(),
+            schema,
+        ));
+    }
+}
+
+async fn the_openapi_document_lists_every_route_and_closes_every_request_body(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let answer = app.get("/openapi.json", None).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let document = &answer.body;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "OpenAPI 3.1: {}",
+        document["openapi"]
+    );
+    for (method, path) in SPEC_ROUTES {
+        assert!(
+            document["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
+    }
+    let mut open = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+            else {
+                continue;
+            };
+            let mut objects = Vec::new();
+            object_schemas(document, schema, &mut objects);
+            assert!(
+                !objects.is_empty(),
+                "{method} {path}: a body schema with properties"
+            );
+            for (properties, object) in objects {
+                if object["additionalProperties"] != false {
+                    open.push(format!("{method} {path} ({properties})"));
+                }
+            }
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "request bodies without additionalProperties: false: {open:#?}"
+    );
+    app.stop().await;
+}
+on_both_backends!(the_openapi_document_lists_every_route_and_closes_every_request_body);
+
+async fn behind_a_trusted_proxy_the_forwarded_client_ip_is_limited_and_recorded_with_the_request(
+    backend: Backend,
+) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("ACCOUNTD_TRUSTED_PROXY_HEADER", "x-forwarded-for"),
+            ("ACCOUNTD_IP_RATE_LIMIT", "2"),
+        ],
+    )
+    .await;
+    let body = json!({"login_email": "ada@example.com", "password": PASSWORD});
+    let created = app
+        .send_raw(
+            "POST",
+            "/v1/accounts",
+            &[
+                JSON,
+                ("x-forwarded-for", "198.51.100.1, 10.0.0.1"),
+                ("x-request-id", "e2e-meta-1"),
+                ("user-agent", "accountd-e2e/1.0"),
+            ],
+            body.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let id = created.body["account_id"].as_str().expect("an id");
+    let metadata = app.stream_metadata(id).await;
+    let (kind, registered) = &metadata[0];
+    assert_eq!(kind, "AccountRegistered");
+    assert_eq!(registered["request_id"], "e2e-meta-1", "{registered}");
+    assert_eq!(registered["ip"], "198.51.100.1", "{registered}");
+    assert_eq!(registered["user_agent"], "accountd-e2e/1.0", "{registered}");
+    assert!(
+        registered["event_id"]
+            .as_str()
+            .is_some_and(|e| uuid::Uuid::parse_str(e).is_ok()),
+        "{registered}"
+    );
+    assert!(registered["occurred_at"].is_string(), "{registered}");
+    let chain_hash = registered["chain_hash"].as_str().unwrap_or_default();
+    assert!(
+        chain_hash.len() == 64
+            && chain_hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "a lowercase hex SHA-256: {registered}"
+    );
+
+    // The limit counts the forwarded client, not the proxy's socket.
+    let path = "/v1/password-resets/unknown-token";
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    for _ in 0..2 {
+        let answer = app
+            .send_raw("GET", path, &from("198.51.100.2"), Vec::new())
+            .await;
+        assert_problem(&answer, 410, "reset_token_invalid");
+    }
+    let mut refused = false;
+    for _ in 0..3 {
+        let answer = app
+            .send_raw("GET", path, &from("198.51.100.2"), Vec::new())
+            .await;
+        if answer.status == 429 {
+            assert_problem(&answer, 429, "rate_limited");
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the forwarded client is limited");
+    let other_client = app
+        .send_raw("GET", path, &from("198.51.100.3"), Vec::new())
+        .await;
+    assert_problem(&other_client, 410, "reset_token_invalid");
+    app.stop().await;
+}
+on_both_backends!(
+    behind_a_trusted_proxy_the_forwarded_client_ip_is_limited_and_recorded_with_the_request
+);

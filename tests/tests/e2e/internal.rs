@@ -120,6 +120,33 @@ async fn internal_routes_check_roles_show_unmasked_profiles_look_accounts_up_and
         "not_found",
     );
 
+    // The audit routes: role auditor; `limit` 1 to 1000 and `at` RFC 3339, else 400; an
+    // unknown account 404.
+    let events = format!("/internal/v1/audit/accounts/{mobile_account}/events");
+    assert_problem(
+        &app.get(&events, Some(SUPPORT_TOKEN)).await,
+        403,
+        "forbidden",
+    );
+    for query in ["?limit=0", "?limit=1001", "?limit=ten", "?after=-1"] {
+        let refused = app
+            .get(&format!("{events}{query}"), Some(AUDITOR_TOKEN))
+            .await;
+        assert_problem(&refused, 400, "invalid_request");
+    }
+    let state = format!("/internal/v1/audit/accounts/{mobile_account}/state?at=yesterday");
+    assert_problem(
+        &app.get(&state, Some(AUDITOR_TOKEN)).await,
+        400,
+        "invalid_request",
+    );
+    for path in [
+        "/internal/v1/audit/accounts/555555555555/events",
+        "/internal/v1/audit/accounts/555555555555/verification",
+    ] {
+        assert_problem(&app.get(path, Some(AUDITOR_TOKEN)).await, 404, "not_found");
+    }
+
     // Lookups: path values percent-decoded, `+` literal.
     let expected = ids(&[&mobile_account]);
     support_sees(&app, "/internal/v1/lookup/mobile/%2B8613800138000", |b| {
@@ -146,6 +173,18 @@ async fn internal_routes_check_roles_show_unmasked_profiles_look_accounts_up_and
         *b == expected
     })
     .await;
+    // The domain is compared lower-cased, the local part exactly.
+    support_sees(&app, "/internal/v1/lookup/email/ops@EXAMPLE.com", |b| {
+        *b == expected
+    })
+    .await;
+    let other_local = app
+        .get(
+            "/internal/v1/lookup/email/OPS@example.com",
+            Some(SUPPORT_TOKEN),
+        )
+        .await;
+    assert_eq!((other_local.status, other_local.body), (200, ids(&[])));
     let bad = app
         .get(
             "/internal/v1/lookup/server-ip/not-an-ip",
@@ -194,6 +233,17 @@ async fn internal_routes_check_roles_show_unmasked_profiles_look_accounts_up_and
         &app,
         "/internal/v1/lookup/server-ip/2001%3Adb8%3A%3A7",
         |b| *b == ids(&[&email_account]),
+    )
+    .await;
+    // Another spelling of the same address finds the same server.
+    support_sees(&app, "/internal/v1/lookup/server-ip/2001:DB8:0::7", |b| {
+        *b == ids(&[&email_account])
+    })
+    .await;
+    support_sees(
+        &app,
+        "/internal/v1/lookup/server-ip/%3A%3Affff%3A203.0.113.1",
+        |b| *b == ids(&[&mobile_account]),
     )
     .await;
 

@@ -25,12 +25,13 @@ async fn a_mobile_only_account_binds_a_login_email_with_a_password_and_then_sign
     assert_problem(&ungated, 403, "identity_verification_required");
     app.step_up_by_sms(&token, &id).await;
 
-    // Changing the password needs a login email first (after the step-up check).
+    // Changing the password needs a login email first (after the step-up check, before the
+    // body is looked at).
     let change = app
         .put(
             "/v1/me/password",
             &token,
-            json!({"current_password": PASSWORD, "new_password": new_password, "new_password_confirmation": new_password}),
+            json!({"current_password": PASSWORD, "new_password": "short1!", "new_password_confirmation": "x"}),
         )
         .await;
     assert_problem(&change, 409, "login_email_required");
@@ -55,6 +56,28 @@ async fn a_mobile_only_account_binds_a_login_email_with_a_password_and_then_sign
         )
         .await;
     assert_problem(&weak, 400, "password_policy_violation");
+
+    // The email is checked at the PUT but claimed at confirmation: someone who signs up with it
+    // in between keeps it, and the confirmation answers conflict.
+    let raced = app
+        .put(
+            "/v1/me/login-email",
+            &token,
+            json!({"email": "race@example.com", "password": new_password}),
+        )
+        .await;
+    assert_eq!(raced.status, 202, "{raced:?}");
+    let race_code = app.code_for(&id).await;
+    app.sign_up("race@example.com", "Qx2!rTy8#u").await;
+    let lost = app
+        .post(
+            "/v1/me/login-email/confirmation",
+            Some(&token),
+            json!({"code": race_code}),
+        )
+        .await;
+    assert_problem(&lost, 409, "conflict");
+    assert_eq!(app.me(&token).await["login_email"], Value::Null);
 
     let requested = app
         .put(

@@ -35,6 +35,21 @@ async fn a_password_change_checks_in_order_refuses_the_last_three_and_ends_every
     assert_problem(&ungated, 403, "identity_verification_required");
     app.step_up_by_password(&token, first).await;
     let before = app.me(&token).await;
+    let reset = app
+        .post(
+            "/v1/password-resets",
+            None,
+            json!({"login_email": "ada@example.com"}),
+        )
+        .await;
+    assert_eq!(reset.status, 202, "{reset:?}");
+    let reset_token = app.reset_token_for(&id).await;
+    assert_eq!(
+        app.get(&format!("/v1/password-resets/{reset_token}"), None)
+            .await
+            .status,
+        200
+    );
 
     for weak in [
         "short1!",
@@ -82,6 +97,11 @@ async fn a_password_change_checks_in_order_refuses_the_last_three_and_ends_every
     assert_eq!(changed.status, 204, "{changed:?}");
     assert_eq!(changed.text, "");
 
+    // A change invalidates older reset tokens.
+    let dead = app
+        .get(&format!("/v1/password-resets/{reset_token}"), None)
+        .await;
+    assert_problem(&dead, 410, "reset_token_invalid");
     // Every other session ends; the one that changed it goes on.
     assert_problem(
         &app.get("/v1/me", Some(&other_session)).await,

@@ -65,6 +65,13 @@ async fn a_reset_without_recovery_channels_needs_no_code_and_ends_every_session(
     let session = app.sign_in("ada@example.com", PASSWORD).await;
 
     request_reset(&app, "ada@example.com").await;
+    // One request a minute per email, counted whether or not the email is a login email.
+    for email in ["ada@example.com", "nobody@example.com"] {
+        let again = app
+            .post("/v1/password-resets", None, json!({"login_email": email}))
+            .await;
+        assert_problem(&again, 429, "rate_limited");
+    }
     let token = app.reset_token_for(&id).await;
     assert!(token.len() >= 22, "at least 128 bits: {token}");
     assert!(
@@ -188,6 +195,14 @@ async fn a_reset_with_a_recovery_mobile_checks_the_body_then_the_sms_code_and_us
         .await;
     assert_eq!(sent.status, 202, "{sent:?}");
     assert_eq!(sent.body, json!({"masked_target": "+86 139****9000"}));
+    let again = app
+        .post(
+            &format!("{base}/verification-codes"),
+            None,
+            json!({"method": "sms"}),
+        )
+        .await;
+    assert_problem(&again, 429, "rate_limited");
     let code = app.code_for(&id).await;
     let wrong = crate::wrong_code(&code);
 

@@ -2,7 +2,9 @@
 //! the new value; nothing changes (but the masked pending value) until the code confirms it.
 
 use serde_json::{json, Value};
-use tests::{assert_problem, on_both_backends, spawn_app, Backend, PASSWORD};
+use tests::{
+    assert_problem, on_both_backends, poll, spawn_app, Backend, EVENTUALLY, PASSWORD, SUPPORT_TOKEN,
+};
 
 /// `profile` with the pending recovery values cleared: what must not change before confirmation.
 fn without_pending(mut profile: Value) -> Value {
@@ -63,6 +65,21 @@ async fn recovery_mobile_and_email_change_only_when_the_code_sent_to_the_new_val
     );
     assert_eq!(me["pending_recovery_mobile"], Value::Null);
     assert_eq!(app.count_in_stream(&id, "RecoveryMobileChanged").await, 1);
+    // A verified recovery mobile is found by the support lookup.
+    poll(
+        "the lookup by the new recovery mobile",
+        EVENTUALLY,
+        || async {
+            let found = app
+                .get(
+                    "/internal/v1/lookup/mobile/%2B8613900139000",
+                    Some(SUPPORT_TOKEN),
+                )
+                .await;
+            (found.body == json!({"account_ids": [id]})).then_some(())
+        },
+    )
+    .await;
 
     let before = app.me(&token).await;
     let requested = app
@@ -113,6 +130,27 @@ async fn recovery_mobile_and_email_change_only_when_the_code_sent_to_the_new_val
         .filter_map(|w| w["code"].as_str())
         .collect();
     assert_eq!(warnings, ["contact_recovery_email_differ"], "{me}");
+
+    // The verified recovery email is a step-up method now.
+    let started = app
+        .post(
+            "/v1/me/identity-verifications",
+            Some(&token),
+            json!({"method": "email"}),
+        )
+        .await;
+    assert_eq!(started.status, 201, "{started:?}");
+    assert_eq!(started.body["masked_target"], "r***e@example.org");
+    let verification = started.body["verification_id"].as_str().expect("an id");
+    let step_up_code = app.code_for(&id).await;
+    let verified = app
+        .post(
+            &format!("/v1/me/identity-verifications/{verification}"),
+            Some(&token),
+            json!({"code": step_up_code}),
+        )
+        .await;
+    assert_eq!(verified.status, 200, "{verified:?}");
 
     // Without a pending change there is nothing to confirm.
     let nothing = app

@@ -71,10 +71,55 @@ async fn signing_in_works_by_email_account_id_and_sms_and_refuses_wrong_and_unkn
         );
     }
 
-    // By login mobile with an SMS code for sign-in.
+    // By login mobile with an SMS code for sign-in. A code request for a mobile that is nobody's
+    // login mobile is answered alike, and nothing is sent.
     let mobile_id = app.sign_up_by_mobile("13900139000").await;
-    let code_id = app.request_sms_code("+86 139 0013 9000", "login").await;
+    let unknown = app
+        .post(
+            "/v1/sms-codes",
+            None,
+            json!({"mobile": "13700137000", "purpose": "login"}),
+        )
+        .await;
+    let known = app
+        .post(
+            "/v1/sms-codes",
+            None,
+            json!({"mobile": "0086-139-0013-9000", "purpose": "login"}),
+        )
+        .await;
+    assert_eq!(
+        (unknown.status, known.status),
+        (202, 202),
+        "{unknown:?} {known:?}"
+    );
+    let keys = |body: &serde_json::Value| {
+        body.as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+    };
+    assert_eq!(keys(&unknown.body), keys(&known.body), "the same shape");
+    let code_id = known.body["code_id"]
+        .as_str()
+        .expect("a code id")
+        .to_owned();
+    let unknown_id = unknown.body["code_id"]
+        .as_str()
+        .expect("a code id")
+        .to_owned();
     let code = app.code_for(&code_id).await;
+    assert_eq!(
+        app.stream(&unknown_id).await,
+        Vec::new(),
+        "no challenge for an unknown mobile"
+    );
+    let guessed = app
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"mobile": "13700137000", "code_id": unknown_id, "code": code}),
+        )
+        .await;
+    assert_problem(&guessed, 400, "invalid_code");
     let wrong_code = app
         .post(
             "/v1/sessions",
@@ -132,17 +177,31 @@ async fn five_wrong_passwords_lock_password_sign_in_even_for_the_right_password(
     let app = spawn_app(backend).await;
     let id = app.sign_up("ada@example.com", PASSWORD).await;
 
-    for attempt in 1..=5 {
-        let wrong = app
-            .post(
-                "/v1/sessions",
-                None,
-                json!({"login": "ada@example.com", "password": format!("Wrong#{attempt}pw")}),
-            )
-            .await;
-        assert_problem(&wrong, 401, "invalid_credentials");
+    let wrong = json!({"login": "ada@example.com", "password": "Wrong#1pw"});
+    // A success resets the count: four failures, a success, four failures lock nothing...
+    for _ in 0..4 {
+        assert_problem(
+            &app.post("/v1/sessions", None, wrong.clone()).await,
+            401,
+            "invalid_credentials",
+        );
     }
-    assert_eq!(app.count_in_stream(&id, "SignInFailed").await, 5);
+    app.sign_in("ada@example.com", PASSWORD).await;
+    for _ in 0..4 {
+        assert_problem(
+            &app.post("/v1/sessions", None, wrong.clone()).await,
+            401,
+            "invalid_credentials",
+        );
+    }
+    assert_eq!(app.count_in_stream(&id, "SignInLocked").await, 0);
+    // ...and the fifth consecutive one does.
+    assert_problem(
+        &app.post("/v1/sessions", None, wrong).await,
+        401,
+        "invalid_credentials",
+    );
+    assert_eq!(app.count_in_stream(&id, "SignInFailed").await, 9);
     assert_eq!(app.count_in_stream(&id, "SignInLocked").await, 1);
 
     for login in ["ada@example.com", id.as_str()] {
@@ -160,6 +219,57 @@ async fn five_wrong_passwords_lock_password_sign_in_even_for_the_right_password(
             "locked for 15 minutes: Retry-After {retry}"
         );
     }
+
+    // Every failed password check counts: step-up by password and the current password of a
+    // change as much as sign-in.
+    let other = app.sign_up("bob@example.com", PASSWORD).await;
+    let token = app.sign_in("bob@example.com", PASSWORD).await;
+    app.step_up_by_password(&token, PASSWORD).await;
+    let wrong = "Nw5&dJq6*t";
+    let change = json!({"current_password": wrong, "new_password": "Zr4$kWp9@n", "new_password_confirmation": "Zr4$kWp9@n"});
+    for _ in 0..2 {
+        assert_problem(
+            &app.put("/v1/me/password", &token, change.clone()).await,
+            400,
+            "invalid_credentials",
+        );
+    }
+    for _ in 0..2 {
+        let started = app
+            .post(
+                "/v1/me/identity-verifications",
+                Some(&token),
+                json!({"method": "password"}),
+            )
+            .await;
+        let path = format!(
+            "/v1/me/identity-verifications/{}",
+            started.body["verification_id"].as_str().expect("an id")
+        );
+        assert_problem(
+            &app.post(&path, Some(&token), json!({"password": wrong}))
+                .await,
+            400,
+            "invalid_credentials",
+        );
+    }
+    let fifth = app
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"login": "bob@example.com", "password": wrong}),
+        )
+        .await;
+    assert_problem(&fifth, 401, "invalid_credentials");
+    assert_eq!(app.count_in_stream(&other, "SignInLocked").await, 1);
+    let locked = app
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"login": other, "password": PASSWORD}),
+        )
+        .await;
+    assert_problem(&locked, 429, "locked");
 
     // Unknown logins never lock: they keep answering invalid_credentials.
     for _ in 0..6 {

@@ -42,7 +42,8 @@ async fn signing_up_by_email_makes_the_login_email_the_unverified_contact_email_
         .to_owned();
     assert_eq!(id, "100000000001", "the first account ID");
 
-    let token = app.sign_in("Ada@example.com", PASSWORD).await;
+    // The domain is compared lower-cased.
+    let token = app.sign_in("Ada@EXAMPLE.com", PASSWORD).await;
     let me = app.me(&token).await;
     let changed_at = me["password_changed_at"].clone();
     assert!(changed_at.is_string(), "{me}");

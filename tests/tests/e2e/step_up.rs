@@ -88,6 +88,19 @@ async fn a_step_up_authorises_the_gated_requests_of_its_own_session_for_ten_minu
         )
         .await;
     assert_problem(&elsewhere, 403, "identity_verification_required");
+    // Nor can it use the first session's verification.
+    let borrowed = app
+        .post(&path, Some(&other_session), json!({"password": PASSWORD}))
+        .await;
+    assert_eq!(borrowed.status, 400, "{borrowed:?}");
+    let still = app
+        .put(
+            "/v1/me/contact-mobile",
+            &other_session,
+            json!({"mobile": "13700137000"}),
+        )
+        .await;
+    assert_problem(&still, 403, "identity_verification_required");
 
     // Methods the account lacks (no recovery mobile; the recovery email is only pending).
     for method in ["sms", "email"] {
