@@ -330,7 +330,7 @@ async fn a_system_command_records_no_request_details(db: TestDatabase) {
         .unwrap();
 
     let rows = stream_rows(&db.store, id.as_str()).await;
-    assert_eq!(rows[0].metadata["actor"], "system");
+    assert_eq!(rows[0].metadata["actor"], "service:accountd");
     assert_eq!(rows[1].metadata["actor"], "service:compute");
     for row in &rows {
         let keys: HashSet<&str> = row

@@ -76,7 +76,10 @@ impl Application {
             store: store.clone(),
             read: read.clone(),
             notifications,
-            audit: Arc::new(crate::wiring::NoAudit),
+            audit: Arc::new(crate::audit::service(
+                &store,
+                PasswordPolicy::default().reminder_after_days,
+            )),
             http: Arc::new(HttpConfig {
                 ip_rate_limit: config.ip_rate_limit,
                 trusted_proxy_header: config.trusted_proxy_header.clone(),

@@ -182,20 +182,13 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
         })
     }
 
-    /// An account with no events and no anchored head verifies as empty (the route answers
-    /// 404 for an unknown account before asking).
+    /// `null` for an account with no events and no anchored head.
     fn verification<'a>(&'a self, account_id: &'a str) -> commands::ports::PortFuture<'a, Value> {
         Box::pin(async move {
             let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
-            let verification = self
-                .verify(&account)
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or(projections::audit::StreamVerification {
-                    ok: true,
-                    events_checked: 0,
-                    first_broken_sequence: None,
-                });
+            let verification = self.verify(&account).await.map_err(|e| e.to_string())?;
+            // `null` for a stream that never existed (no events, no anchored head): the route
+            // answers 404.
             serde_json::to_value(verification).map_err(|e| e.to_string())
         })
     }

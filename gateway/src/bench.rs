@@ -35,6 +35,22 @@ pub enum Bench {
         )]
         admin_url: String,
     },
+    /// `audit verify --all` throughput (events/s) on a generated history with real chain hashes.
+    AuditVerify {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 50_000)]
+        accounts: usize,
+        /// Measure the embedded SQLite store instead of PostgreSQL.
+        #[arg(long)]
+        sqlite: bool,
+        #[arg(
+            long,
+            env = "ACCOUNTD_BENCH_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_url: String,
+    },
     /// Median response-time difference between known and unknown accounts on the routes that
     /// must not reveal existence (recovery by mobile, password-reset requests), over HTTP.
     Enumeration {
@@ -62,6 +78,12 @@ pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
             requests,
             admin_url,
         } => enumeration_bench(requests, &admin_url).await,
+        Bench::AuditVerify {
+            events,
+            accounts,
+            sqlite,
+            admin_url,
+        } => crate::audit::bench_verify(&admin_url, events, accounts, sqlite).await,
     }
 }
 

@@ -8,12 +8,16 @@
 //! - [`config`]: typed configuration from the environment (SPEC §7).
 //! - [`wiring`]: the ports of one side implemented by the other.
 //! - [`app`]: `Application::build / port / run_until_stopped`.
+//! - [`workers`]: the bus, relay, notifier, reminder sweep and audit anchors as background roles.
 //! - [`http`]: routes, extractors, errors, middleware, OpenAPI.
+//! - [`audit`]: the audit module over the event store, its CLI and benchmark.
 //! - [`bench`]: `accountd bench …`.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod http;
 pub mod wiring;
+pub mod workers;

@@ -2,7 +2,7 @@
 //! process, plus operations (`migrate`) and benchmarks (`bench`).
 #![forbid(unsafe_code)]
 
-use gateway::{bench, config, wiring};
+use gateway::{bench, config, wiring, workers};
 
 use std::sync::Arc;
 
@@ -26,12 +26,21 @@ enum Command {
     Serve,
     /// Run only the HTTP gateway (scale out beside `project`, `relay`, `notify`).
     Gateway,
+    /// Run only the relay from the event store to NATS (needs NATS_URL).
+    Relay,
+    /// Run only the notifier and the password-age reminder sweep (needs NATS_URL).
+    Notify,
     /// Create or update the store's schema, then exit.
     Migrate,
     /// Run the projector (the read models), or rebuild a projection from the log.
     Project {
         #[command(subcommand)]
         action: Option<ProjectAction>,
+    },
+    /// Auditors' tools: history, state at an instant, chain verification, export.
+    Audit {
+        #[command(subcommand)]
+        command: gateway::audit::AuditCommand,
     },
     /// Benchmarks that print figures.
     Bench {
@@ -92,19 +101,23 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let app =
-                gateway::app::Application::build(config.clone(), Arc::new(wiring::NoBus)).await?;
+            let bus = workers::connect_bus(&config).await?;
+            let notifications = Arc::new(workers::BusNotifications(bus.clone()));
+            let app = gateway::app::Application::build(config.clone(), notifications).await?;
             let projector = app.projector();
-            let app = app.with_worker(projector);
+            let app = workers::attach(app.with_worker(projector), &config, bus)?;
             tracing::info!(port = app.port(), "accountd is listening (every role)");
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Gateway => {
-            let app =
-                gateway::app::Application::build(config.clone(), Arc::new(wiring::NoBus)).await?;
+            let bus = workers::connect_bus(&config).await?;
+            let notifications = Arc::new(workers::BusNotifications(bus));
+            let app = gateway::app::Application::build(config.clone(), notifications).await?;
             tracing::info!(port = app.port(), "accountd gateway is listening");
             app.run_until_stopped(shutdown_signal()).await
         }
+        Command::Relay => workers::run_relay(&config, shutdown_signal()).await,
+        Command::Notify => workers::run_notify(&config, shutdown_signal()).await,
         Command::Migrate => {
             open(&config).await?;
             tracing::info!("schema is up to date");
@@ -129,6 +142,14 @@ async fn main() -> anyhow::Result<()> {
                         report.events as f64 / report.seconds.max(1e-9)
                     );
                 }
+            }
+            Ok(())
+        }
+        Command::Audit { command } => {
+            let store = config.open_store().await?;
+            let days = domain::password::PasswordPolicy::default().reminder_after_days;
+            if !gateway::audit::run(command, &store, days).await? {
+                std::process::exit(1);
             }
             Ok(())
         }

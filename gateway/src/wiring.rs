@@ -148,6 +148,7 @@ impl crate::http::Notifications for NoBus {
     fn publish<'a>(
         &'a self,
         _: &'a str,
+        _: u64,
         _: &'a str,
         _: &'a str,
         _: &'a str,

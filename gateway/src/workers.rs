@@ -55,6 +55,7 @@ impl crate::http::Notifications for BusNotifications {
     fn publish<'a>(
         &'a self,
         account_id: &'a str,
+        after_sequence: u64,
         kind: &'a str,
         subject: &'a str,
         body: &'a str,
@@ -72,7 +73,7 @@ impl crate::http::Notifications for BusNotifications {
                 body: body.to_owned(),
             };
             self.0
-                .publish_notification_request(account_id, &request)
+                .publish_notification_request_after(account_id, &request, Some(after_sequence))
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())
@@ -222,11 +223,46 @@ pub async fn reminder_sweep(
     }
 }
 
-/// Adds the relay, the notifier and the reminder sweep to an application (`accountd serve`).
+/// The audit anchor job as a background role: every `every`, an anchor of every stream's head,
+/// stored and published on `AUDIT_ANCHORS`.
+pub fn anchor_worker(store: Store, bus: Bus, every: Duration) -> Worker {
+    Box::new(move |shutdown| {
+        Box::pin(async move {
+            let audit =
+                crate::audit::service(&store, PasswordPolicy::default().reminder_after_days);
+            let sink = move |anchor: serde_json::Value| {
+                let bus = bus.clone();
+                async move {
+                    bus.publish_anchor(&anchor)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+            };
+            audit.run_anchors(every, &sink, stopped(shutdown)).await;
+        })
+    })
+}
+
+/// `ACCOUNTD_AUDIT_ANCHOR_INTERVAL` in seconds (default 60).
+pub fn anchor_interval() -> Duration {
+    std::env::var("ACCOUNTD_AUDIT_ANCHOR_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(
+            projections::audit::DEFAULT_ANCHOR_INTERVAL,
+            Duration::from_secs,
+        )
+}
+
+/// Adds the relay, the notifier, the reminder sweep and the audit anchors to an application
+/// (`accountd serve`).
 pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<Application> {
     let state = app.state().clone();
     let keyring = state.service.keyring().clone();
     let senders = senders(config)?;
+    let bus_for_anchors = bus.clone();
     Ok(app
         .with_worker(relay_worker(
             state.store.clone(),
@@ -245,6 +281,11 @@ pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<App
             state.service.clone(),
             state.read,
             REMINDER_SWEEP_INTERVAL,
+        ))
+        .with_worker(anchor_worker(
+            state.store,
+            bus_for_anchors,
+            anchor_interval(),
         )))
 }
 

@@ -120,13 +120,21 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let config = Config::from_vars(|name| vars.get(name).cloned()).expect("test configuration");
-    let app = Application::build(config, Arc::new(gateway::wiring::NoBus))
+    // As `accountd serve` runs it: the bus (in-process unless NATS_URL is given), the projector
+    // (lookups, the internal profile, recovery by mobile and server IP), the relay, the notifier
+    // (writing to the outbox in the data folder), the reminder sweep and the audit anchors.
+    let bus = gateway::workers::connect_bus(&config)
         .await
-        .expect("the application builds");
-    // As `accountd serve` runs it: the projector keeps the read models (lookups, the internal
-    // profile, recovery by mobile and server IP) beside the gateway.
+        .expect("the bus connects");
+    let app = Application::build(
+        config.clone(),
+        Arc::new(gateway::workers::BusNotifications(bus.clone())),
+    )
+    .await
+    .expect("the application builds");
     let projector = app.projector();
-    let app = app.with_worker(projector);
+    let app = gateway::workers::attach(app.with_worker(projector), &config, bus)
+        .expect("the workers attach");
     let projector = app.projector();
     let app = app.with_worker(projector);
     let base = format!("http://127.0.0.1:{}", app.port());
@@ -617,6 +625,33 @@ impl TestApp {
                     serde_json::from_value(payload["sealed_token"].clone()).ok()?;
                 self.keyring.open(&sealed)
             })
+    }
+
+    /// The messages the notifier wrote to the outbox (file sink), oldest first.
+    pub fn outbox(&self) -> Vec<Value> {
+        std::fs::read_to_string(gateway::workers::outbox_path(&self.data_dir))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Waits (at most 10 s) for an outbox message to `to` whose subject contains `subject`.
+    pub async fn message_to(&self, to: &str, subject: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(found) = self.outbox().into_iter().rev().find(|m| {
+                m["to"] == to && m["subject"].as_str().is_some_and(|s| s.contains(subject))
+            }) {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no message to {to} about {subject:?}; outbox: {:#?}",
+                self.outbox()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
     }
 
     /// Stops the application gracefully.

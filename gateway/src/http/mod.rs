@@ -50,9 +50,12 @@ pub struct HttpConfig {
 
 /// Publishing subscribed messages for an account (the bus), and whether the bus answers.
 pub trait Notifications: Send + Sync {
+    /// Publishes a subscribed message; it goes to the contact values as they are once the
+    /// account's events up to `after_sequence` are taken into account.
     fn publish<'a>(
         &'a self,
         account_id: &'a str,
+        after_sequence: u64,
         kind: &'a str,
         subject: &'a str,
         body: &'a str,

@@ -481,13 +481,29 @@ impl Bus {
         account_id: &str,
         request: &NotificationRequest,
     ) -> Result<Published, BusError> {
+        self.publish_notification_request_after(account_id, request, None)
+            .await
+    }
+
+    /// Publishes a subscribed message that must go to the contact values as they are once the
+    /// account's events up to `after_sequence` are folded (read-your-writes: a contact value
+    /// verified just before the request counts). The sequence travels in the message id.
+    pub async fn publish_notification_request_after(
+        &self,
+        account_id: &str,
+        request: &NotificationRequest,
+        after_sequence: Option<u64>,
+    ) -> Result<Published, BusError> {
         request
             .validate()
             .map_err(|e| BusError::Publish(e.to_string()))?;
         let payload = serde_json::to_vec(request).map_err(|e| BusError::Publish(e.to_string()))?;
         self.publish(OutgoingMessage {
             subject: self.topology.notification_request_subject(account_id),
-            message_id: Some(format!("request:{}", uuid::Uuid::now_v7())),
+            message_id: Some(match after_sequence {
+                Some(sequence) => format!("request:{}:after:{sequence}", uuid::Uuid::now_v7()),
+                None => format!("request:{}", uuid::Uuid::now_v7()),
+            }),
             payload,
         })
         .await

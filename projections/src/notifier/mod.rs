@@ -7,9 +7,11 @@
 //!    account's contact values (`notifier_contacts`, compare-and-set on its last sequence) and
 //!    the messages it asks for are written to the delivery log with the recipients of that
 //!    moment. Events are folded strictly in sequence: an event that arrives before its
-//!    predecessor is nak'ed for a moment (after `gap_timeout` a gap is accepted and logged). An event at or below the folded sequence was planned before: only its
+//!    predecessor is nak'ed for a moment (after `gap_timeout` a gap is accepted and logged).
+//!    An event at or below the folded sequence was planned before: only its
 //!    deliveries are looked at.
-//! 2. **Deliver**: each row of the message not yet sent is claimed under a lease, rendered (a
+//! 2. **Deliver**: each row is recorded already claimed (under a lease) by the instance that
+//!    plans it, or claimed on a redelivery once due or once its lease ran out; it is rendered (a
 //!    sealed code or token is opened only now, through the [`Unsealer`] port), sent, and marked
 //!    sent; a transient failure schedules another attempt with exponential backoff; a permanent
 //!    failure or the last attempt makes the row a dead letter (and bumps
@@ -384,6 +386,17 @@ impl Notifier {
                 }
                 return Ok(Outcome::Drop("unknown account"));
             };
+            let after = delivery
+                .message_id
+                .as_deref()
+                .and_then(|id| id.rsplit_once(":after:"))
+                .and_then(|(_, sequence)| sequence.parse::<u64>().ok());
+            if after.is_some_and(|after| contacts.last_sequence < after)
+                && age(delivery) < self.settings.unknown_account_timeout
+            {
+                // The account's events up to the request have not all reached the notifier.
+                return Ok(Outcome::Retry(Duration::from_millis(200)));
+            }
             let plan = plan_request(source_id.clone(), &request, &contacts);
             if plan.messages.is_empty() {
                 return Ok(Outcome::Drop("no verified contact value"));

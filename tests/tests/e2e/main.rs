@@ -5,8 +5,10 @@
 //! (see the harness): the only place that changes when the outbox is read instead.
 
 mod account_recovery;
+mod audit;
 mod concurrency;
 mod contact;
+mod delivery;
 mod hygiene;
 mod internal;
 mod login_email;
