@@ -11,7 +11,7 @@ use domain::stored::Checkpoint;
 use crate::db::{ReadError, ReadStore};
 use crate::log::EventLog;
 use crate::profile::Tables;
-use crate::projector::{apply_batch, read_checkpoint, PROFILES};
+use crate::projector::{read_checkpoint, PROFILES};
 
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,9 +20,6 @@ pub struct RebuildReport {
     pub seconds: f64,
 }
 
-/// The checkpoint name the rebuild copies use while they are filled.
-const REBUILD_CHECKPOINT: &str = "profiles.rebuild";
-
 pub async fn rebuild<L: EventLog>(
     log: Arc<L>,
     db: &ReadStore,
@@ -30,8 +27,12 @@ pub async fn rebuild<L: EventLog>(
 ) -> Result<RebuildReport, ReadError> {
     let started = Instant::now();
     create_copies(db).await?;
+    // Fold the whole log in memory (one row per account: memory grows with accounts, not
+    // events), then write every row once. Writing batch by batch would update each row many
+    // times over, and the dead tuples slowed a 1,000,000-event rebuild on PostgreSQL fivefold.
     let mut at = Checkpoint::default();
     let mut events = 0u64;
+    let mut rows = std::collections::HashMap::new();
     loop {
         let batch = log
             .read_after(at, batch_size)
@@ -40,19 +41,26 @@ pub async fn rebuild<L: EventLog>(
         let Some(last) = batch.last().map(|e| e.checkpoint) else {
             break;
         };
-        apply_batch(
-            db,
-            Tables::REBUILD,
-            REBUILD_CHECKPOINT,
-            None,
-            &batch,
-            last,
-            None,
-        )
-        .await?;
+        crate::profile::fold(&mut rows, &batch)?;
         events += batch.len() as u64;
         at = last;
     }
+    let all: Vec<&crate::profile::ProfileRow> = rows.values().collect();
+    for chunk in all.chunks(batch_size.max(1) as usize) {
+        match db {
+            ReadStore::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                crate::profile::save_pg(&mut tx, Tables::REBUILD, chunk).await?;
+                tx.commit().await?;
+            }
+            ReadStore::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                crate::profile::save_sqlite(&mut tx, Tables::REBUILD, chunk).await?;
+                tx.commit().await?;
+            }
+        }
+    }
+    drop(rows);
     swap(log.as_ref(), db, at, batch_size, &mut events).await?;
     Ok(RebuildReport {
         events,

@@ -15,13 +15,16 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
+// `ORDER BY events.…`: the select list aliases `tx_id` (cast to bigint), and an unqualified
+// ORDER BY would sort by that alias — a sequential scan and a sort per batch instead of a walk
+// of the (tx_id, position) index.
 const PG_READ_AFTER: &str = "
 SELECT tx_id::text::bigint AS tx_id, position, aggregate_type, aggregate_id, sequence,
        event_type, event_version, payload, metadata, recorded_at
   FROM events
  WHERE (tx_id, position) > ($1::bigint::text::xid8, $2)
    AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
- ORDER BY tx_id, position
+ ORDER BY events.tx_id, events.position
  LIMIT $3";
 
 const SQLITE_READ_AFTER: &str = "

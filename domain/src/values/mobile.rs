@@ -14,6 +14,9 @@
 //! [`Mobile::masked`] gives `+86 138****5678`; [`Mobile::decoy_masked`] gives a mask of the
 //! same shape for a number that does not exist, for enumeration-safe recovery (SPEC §2).
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use std::fmt;
 
 use phonenumber::{country, metadata::DATABASE, Mode, Type};
@@ -57,6 +60,25 @@ const DECOY_PREFIXES: &[&str] = &[
 impl Mobile {
     /// Parses a phone number typed by a person and keeps it only when it is a mobile number.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
+        // Parsing a number costs tens of microseconds (the metadata's regexes), and every event
+        // read back from the store parses its numbers again: remember recent answers. The cache
+        // is bounded, and only ever holds what `parse_uncached` answered for the same input.
+        static RECENT: LazyLock<Mutex<HashMap<String, Result<Mobile, ValueError>>>> =
+            LazyLock::new(Default::default);
+        const CAPACITY: usize = 65_536;
+        if let Some(known) = RECENT.lock().unwrap_or_else(|e| e.into_inner()).get(input) {
+            return known.clone();
+        }
+        let parsed = Self::parse_uncached(input);
+        let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() >= CAPACITY {
+            recent.clear();
+        }
+        recent.insert(input.to_owned(), parsed.clone());
+        parsed
+    }
+
+    fn parse_uncached(input: &str) -> Result<Self, ValueError> {
         let compact: String = input.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
         let (international, digits) = match compact.strip_prefix("00") {
             Some(rest) => (true, rest),

@@ -373,7 +373,7 @@ pub(crate) async fn apply_in<T: ProfileTx>(
 }
 
 /// Folds the account events of a batch into `rows`; returns the ids of the rows that changed.
-fn fold(
+pub(crate) fn fold(
     rows: &mut HashMap<String, ProfileRow>,
     events: &[RecordedEvent],
 ) -> Result<BTreeSet<String>, ReadError> {
