@@ -182,14 +182,28 @@ impl CommandService {
         } else {
             context
         };
-        let committed = self
+        let committed = match self
             .executor
             .execute::<Account>(id.as_str(), command, context)
-            .await?;
-        match rejection(&committed.events) {
+            .await
+        {
+            Ok(committed) => committed,
+            Err(e) => {
+                let label = match &e {
+                    CommandError::Domain(_) => "refused",
+                    CommandError::Store(_) => "error",
+                };
+                metrics::counter!("accountd_commands_total", "outcome" => label).increment(1);
+                return Err(e.into());
+            }
+        };
+        let outcome = match rejection(&committed.events) {
             Some(refusal) => Err(refusal.into()),
             None => Ok(committed),
-        }
+        };
+        let label = if outcome.is_ok() { "ok" } else { "refused" };
+        metrics::counter!("accountd_commands_total", "outcome" => label).increment(1);
+        outcome
     }
 
     /// Sign-up by email: claims the login email, takes the next account id, hashes the password

@@ -82,6 +82,9 @@ impl<L: EventLog> Projector<L> {
             .await
             .map_err(ReadError::Log)?;
         let Some(last) = events.last().map(|e| e.checkpoint) else {
+            metrics::gauge!("accountd_projection_lag_seconds", "projection" => self.name).set(0.0);
+            metrics::gauge!("accountd_projection_events_behind", "projection" => self.name)
+                .set(0.0);
             return Ok(0);
         };
         apply_batch(
@@ -95,6 +98,19 @@ impl<L: EventLog> Projector<L> {
         )
         .await?;
         self.progress.send_replace(last);
+        // Lag: how old the newest applied event is, and how many events this step found waiting
+        // (a full batch means at least that many; the next step tells the rest).
+        if let Some(newest) = events.last() {
+            let lag = (chrono::Utc::now() - newest.recorded_at)
+                .num_milliseconds()
+                .max(0);
+            metrics::gauge!("accountd_projection_lag_seconds", "projection" => self.name)
+                .set(lag as f64 / 1000.0);
+        }
+        metrics::gauge!("accountd_projection_events_behind", "projection" => self.name)
+            .set(events.len() as f64);
+        metrics::counter!("accountd_projection_events_applied_total", "projection" => self.name)
+            .increment(events.len() as u64);
         debug!(events = events.len(), "applied");
         Ok(events.len())
     }

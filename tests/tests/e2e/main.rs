@@ -12,6 +12,7 @@ mod delivery;
 mod hygiene;
 mod internal;
 mod login_email;
+mod operations;
 mod password_change;
 mod password_reset;
 mod recovery_values;
