@@ -12,6 +12,8 @@
 //! - [`http`]: routes, extractors, errors, middleware, OpenAPI.
 //! - [`audit`]: the audit module over the event store, its CLI and benchmark.
 //! - [`bench`]: `accountd bench …`.
+//! - [`pages`]: the HTML pages a person opens from a message (the reset page).
+//! - [`outbox`]: `accountd outbox …`, reading the development file sink.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -19,5 +21,7 @@ pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod http;
+pub mod outbox;
+pub mod pages;
 pub mod wiring;
 pub mod workers;

@@ -42,6 +42,11 @@ enum Command {
         #[command(subcommand)]
         command: gateway::audit::AuditCommand,
     },
+    /// Read the development outbox (`outbox.ndjson` in the data folder): wait for a code or link.
+    Outbox {
+        #[command(subcommand)]
+        command: gateway::outbox::OutboxCommand,
+    },
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -153,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Outbox { command } => Ok(gateway::outbox::run(command, &config.data_dir).await?),
         Command::Bench { which } => bench::run(which, &config).await,
     }
 }

@@ -8,7 +8,9 @@
 //!   the events recorded), [`poll`] (waiting with a deadline, never a blind sleep), the
 //!   problem assertion [`assert_problem`], and [`on_both_backends!`], which turns one async
 //!   flow into a test per backend.
+//! - [`browser`]: a headless Chromium over WebDriver, for the HTML pages.
 //! - `tests/smoke.rs`: the first flow.
+//! - `tests/browser.rs`: the reset page, driven in Chromium.
 //! - `tests/e2e/`: one binary, one file per flow of SPEC §3 (one binary links once and runs
 //!   its tests in parallel).
 //!
@@ -19,6 +21,8 @@
 //! [`TestApp::code_for`] / [`TestApp::reset_token_for`], which poll them), so reading the outbox
 //! instead later changes only those two.
 #![forbid(unsafe_code)]
+
+pub mod browser;
 
 use std::collections::HashMap;
 use std::future::Future;

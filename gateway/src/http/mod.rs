@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .merge(me::routes())
         .merge(internal::routes())
         .merge(ops::routes())
+        .merge(crate::pages::routes())
         .fallback(|| async { error::ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
