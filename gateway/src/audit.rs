@@ -6,7 +6,8 @@
 //! - [`AuditCommand`]: the clap subcommands; [`run`] dispatches them and returns whether
 //!   everything was found and verified (the binary exits with status 1 otherwise).
 //! - [`history`], [`state`], [`verify`], [`export`]: one function per subcommand, writing to
-//!   the `out` given (stdout in the binary); diagnostics go to stderr.
+//!   the `out` given (stdout in the binary) in the [`Format`] asked (human text by default,
+//!   `--format json|ndjson`); diagnostics go to stderr.
 //! - [`bench_verify`]: `audit verify --all` throughput on generated, correctly chained events.
 
 use std::future::Future;
@@ -194,14 +195,17 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
     }
 }
 
-/// `accountd audit …`
+/// `accountd audit …`. Every subcommand prints human text by default and takes
+/// `--format json|ndjson` for machines (export: ndjson by default, its file format).
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Print an account's whole history, secrets redacted.
     History {
         account_id: String,
-        #[arg(long, value_enum, default_value_t = HistoryFormat::Json)]
-        format: HistoryFormat,
+        /// text: one line per event; json: `{"events": [...]}` as the audit API answers;
+        /// ndjson: one event per line.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Print the profile as it stood at an instant, replayed from the events.
     State {
@@ -209,6 +213,9 @@ pub enum AuditCommand {
         /// RFC 3339, e.g. 2026-11-26T10:00:00Z.
         #[arg(long)]
         at: DateTime<Utc>,
+        /// text: one line per field; json / ndjson: the profile as the audit API answers.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Verify the hash chain of one account, or of every account, against the latest anchor.
     /// Exit status 1 on any break.
@@ -217,6 +224,9 @@ pub enum AuditCommand {
         account_id: Option<String>,
         #[arg(long, conflicts_with = "account_id")]
         all: bool,
+        /// text: where each break is, and a summary; json / ndjson: the report as one document.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Write the events that occurred in [since, until) as ndjson, closed by a line holding
     /// the root hash of the exported lines.
@@ -225,14 +235,21 @@ pub enum AuditCommand {
         since: DateTime<Utc>,
         #[arg(long)]
         until: DateTime<Utc>,
+        /// ndjson: the export file (the root hash covers its lines); json: the same events and
+        /// closing line as `{"events": [...], "summary": {...}}`. No text form.
+        #[arg(long, value_enum, default_value_t = Format::Ndjson)]
+        format: Format,
     },
 }
 
+/// How `accountd audit` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum HistoryFormat {
-    /// `{"events": [...]}`, as the audit API answers.
+pub enum Format {
+    /// For people: one line per event, field or finding.
+    Text,
+    /// One JSON document.
     Json,
-    /// One event per line.
+    /// One JSON value per line: per event for history and export, else the one document.
     Ndjson,
 }
 
@@ -260,27 +277,33 @@ pub async fn run(
         AuditCommand::History { account_id, format } => {
             history(store, &parse_id(&account_id)?, format, &mut out).await
         }
-        AuditCommand::State { account_id, at } => {
-            state(
-                store,
-                &parse_id(&account_id)?,
-                at,
-                reminder_after_days,
-                &mut out,
-            )
-            .await
+        AuditCommand::State {
+            account_id,
+            at,
+            format,
+        } => {
+            let account = parse_id(&account_id)?;
+            state(store, &account, at, reminder_after_days, format, &mut out).await
         }
-        AuditCommand::Verify { account_id, all } => {
+        AuditCommand::Verify {
+            account_id,
+            all,
+            format,
+        } => {
             let target = match (account_id, all) {
                 (_, true) => VerifyTarget::All,
                 (Some(id), false) => VerifyTarget::Account(parse_id(&id)?),
                 (None, false) => anyhow::bail!("name an account ID or --all"),
             };
-            verify(store, target, &mut out).await
+            verify(store, target, format, &mut out).await
         }
-        AuditCommand::Export { since, until } => {
-            export(store, since, until, &mut out).await.map(|_| true)
-        }
+        AuditCommand::Export {
+            since,
+            until,
+            format,
+        } => export(store, since, until, format, &mut out)
+            .await
+            .map(|_| true),
     };
     out.flush()?;
     outcome
@@ -290,12 +313,39 @@ fn parse_id(text: &str) -> anyhow::Result<AccountId> {
     AccountId::parse(text).with_context(|| format!("{text:?} is not an account ID"))
 }
 
-/// `accountd audit history ID`: every event of the account, redacted. `Ok(false)` when the
-/// account has no events.
+/// Writes `document` as `format` asks: pretty for json, one line for ndjson; `text` otherwise.
+fn document(
+    out: &mut impl Write,
+    format: Format,
+    document: &Value,
+    text: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Text => text(out)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, document)?;
+            out.write_all(b"\n")?;
+        }
+        Format::Ndjson => writeln!(out, "{document}")?,
+    }
+    Ok(())
+}
+
+/// A JSON value as a person reads it in one cell: strings bare, `-` for null, else compact JSON.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `accountd audit history ID`: every event of the account, redacted, page by page. `Ok(false)`
+/// when the account has no events.
 pub async fn history(
     store: &Store,
     account: &AccountId,
-    format: HistoryFormat,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let audit = service(store, 0);
@@ -303,18 +353,31 @@ pub async fn history(
         eprintln!("account {account} has no events");
         return Ok(false);
     };
-    if format == HistoryFormat::Json {
-        out.write_all(b"{\"events\":[")?;
+    match format {
+        Format::Json => out.write_all(b"{\"events\":[")?,
+        Format::Text => writeln!(out, "account {account}\n  seq  occurred at           event")?,
+        Format::Ndjson => {}
     }
     let mut written = 0u64;
     loop {
         for event in &page.events {
-            if format == HistoryFormat::Json && written > 0 {
-                out.write_all(b",")?;
-            }
-            serde_json::to_writer(&mut *out, event)?;
-            if format == HistoryFormat::Ndjson {
-                out.write_all(b"\n")?;
+            match format {
+                Format::Json => {
+                    if written > 0 {
+                        out.write_all(b",")?;
+                    }
+                    serde_json::to_writer(&mut *out, event)?;
+                }
+                Format::Ndjson => writeln!(out, "{}", serde_json::to_string(event)?)?,
+                Format::Text => writeln!(
+                    out,
+                    "{:>5}  {}  {} v{}  {}",
+                    event.sequence,
+                    event.occurred_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    event.event_type,
+                    event.version,
+                    event.payload
+                )?,
             }
             written += 1;
         }
@@ -329,8 +392,10 @@ pub async fn history(
             .await?
             .unwrap_or(projections::audit::History { events: Vec::new() });
     }
-    if format == HistoryFormat::Json {
-        out.write_all(b"]}\n")?;
+    match format {
+        Format::Json => out.write_all(b"]}\n")?,
+        Format::Text => writeln!(out, "{written} events")?,
+        Format::Ndjson => {}
     }
     Ok(true)
 }
@@ -342,25 +407,29 @@ pub async fn state(
     account: &AccountId,
     at: DateTime<Utc>,
     reminder_after_days: i64,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    match service(store, reminder_after_days)
+    let at_text = at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    let Some(profile) = service(store, reminder_after_days)
         .state_at(account, at)
         .await?
-    {
-        Some(profile) => {
-            serde_json::to_writer_pretty(&mut *out, &profile)?;
-            out.write_all(b"\n")?;
-            Ok(true)
+    else {
+        eprintln!("account {account} did not exist at {at_text}");
+        return Ok(false);
+    };
+    let profile = serde_json::to_value(&profile)?;
+    document(out, format, &profile, |out| {
+        writeln!(out, "account {account} as it stood at {at_text}")?;
+        if let Value::Object(fields) = &profile {
+            let width = fields.keys().map(String::len).max().unwrap_or(0);
+            for (name, value) in fields {
+                writeln!(out, "  {name:<width$}  {}", cell(value))?;
+            }
         }
-        None => {
-            eprintln!(
-                "account {account} did not exist at {}",
-                at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-            );
-            Ok(false)
-        }
-    }
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// `accountd audit verify [ID | --all]`: prints what it found (where each break is) and
@@ -368,87 +437,128 @@ pub async fn state(
 pub async fn verify(
     store: &Store,
     target: VerifyTarget,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let audit = service(store, 0);
     match target {
-        VerifyTarget::Account(account) => match audit.verify(&account).await? {
-            None => {
+        VerifyTarget::Account(account) => {
+            let Some(verification) = audit.verify(&account).await? else {
                 eprintln!("account {account} has no events");
-                Ok(false)
-            }
-            Some(verification) => {
-                let mut line = serde_json::to_value(&verification)?;
-                line["account_id"] = json!(account.as_str());
-                writeln!(out, "{line}")?;
-                if let Some(sequence) = verification.first_broken_sequence {
-                    writeln!(out, "account {account}: broken at sequence {sequence}")?;
+                return Ok(false);
+            };
+            let mut report = serde_json::to_value(&verification)?;
+            report["account_id"] = json!(account.as_str());
+            document(out, format, &report, |out| {
+                match verification.first_broken_sequence {
+                    None => write!(out, "account {account}: ok")?,
+                    Some(sequence) => {
+                        write!(out, "account {account}: broken at sequence {sequence}")?
+                    }
                 }
-                Ok(verification.ok)
-            }
-        },
+                writeln!(out, " ({} events checked)", verification.events_checked)
+            })?;
+            Ok(verification.ok)
+        }
         VerifyTarget::All => {
             let started = Instant::now();
             let report = audit.verify_all().await?;
             let seconds = started.elapsed().as_secs_f64();
-            for broken in &report.broken {
-                writeln!(
-                    out,
-                    "account {}: broken at sequence {} ({} events checked)",
-                    broken.account_id,
-                    broken
-                        .verification
-                        .first_broken_sequence
-                        .map_or_else(|| "?".to_owned(), |s| s.to_string()),
-                    broken.verification.events_checked
-                )?;
-            }
-            match &report.anchor {
-                Some(anchor) if !report.anchor_intact => writeln!(
-                    out,
-                    "anchor #{}: its stored heads no longer fold into its root hash {}",
-                    anchor.id, anchor.root_hash
-                )?,
-                _ => {}
-            }
-            writeln!(
-                out,
-                "{} streams, {} events verified in {seconds:.2}s ({:.0} events/s): {}; {}",
-                report.streams,
-                report.events,
-                report.events as f64 / seconds.max(1e-9),
-                if report.broken.is_empty() {
-                    "no broken stream".to_owned()
-                } else {
-                    format!("{} broken", report.broken.len())
-                },
-                match &report.anchor {
-                    None => "no anchor yet".to_owned(),
-                    Some(a) => format!(
-                        "latest anchor #{} at {} ({})",
-                        a.id,
-                        a.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-                        if report.anchor_intact {
-                            "intact"
-                        } else {
-                            "NOT intact"
-                        }
-                    ),
-                }
-            )?;
+            let mut summary = serde_json::to_value(&report)?;
+            summary["ok"] = json!(report.ok());
+            summary["seconds"] = json!(seconds);
+            document(out, format, &summary, |out| {
+                verify_all_text(&report, seconds, out)
+            })?;
             Ok(report.ok())
         }
     }
 }
 
-/// `accountd audit export --since T --until T`: ndjson to `out`, the summary to stderr.
+/// `verify --all` for people: each break, a rewritten anchor, then one summary line.
+fn verify_all_text(
+    report: &projections::audit::VerifyAllReport,
+    seconds: f64,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for broken in &report.broken {
+        writeln!(
+            out,
+            "account {}: broken at sequence {} ({} events checked)",
+            broken.account_id,
+            broken
+                .verification
+                .first_broken_sequence
+                .map_or_else(|| "?".to_owned(), |s| s.to_string()),
+            broken.verification.events_checked
+        )?;
+    }
+    match &report.anchor {
+        Some(anchor) if !report.anchor_intact => writeln!(
+            out,
+            "anchor #{}: its stored heads no longer fold into its root hash {}",
+            anchor.id, anchor.root_hash
+        )?,
+        _ => {}
+    }
+    writeln!(
+        out,
+        "{} streams, {} events verified in {seconds:.2}s ({:.0} events/s): {}; {}",
+        report.streams,
+        report.events,
+        report.events as f64 / seconds.max(1e-9),
+        if report.broken.is_empty() {
+            "no broken stream".to_owned()
+        } else {
+            format!("{} broken", report.broken.len())
+        },
+        match &report.anchor {
+            None => "no anchor yet".to_owned(),
+            Some(a) => format!(
+                "latest anchor #{} at {} ({})",
+                a.id,
+                a.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                if report.anchor_intact {
+                    "intact"
+                } else {
+                    "NOT intact"
+                }
+            ),
+        }
+    )
+}
+
+/// `accountd audit export --since T --until T`: ndjson to `out` (or the same lines as one JSON
+/// document), the summary to stderr.
 pub async fn export(
     store: &Store,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
+    format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<projections::audit::ExportSummary> {
-    let summary = service(store, 0).export(since, until, out).await?;
+    let audit = service(store, 0);
+    let summary = match format {
+        Format::Ndjson => audit.export(since, until, out).await?,
+        Format::Json => {
+            // The root hash covers the ndjson lines: export them, then wrap them.
+            let mut lines = Vec::new();
+            let summary = audit.export(since, until, &mut lines).await?;
+            let mut values = lines
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(serde_json::from_slice::<Value>)
+                .collect::<Result<Vec<_>, _>>()?;
+            let closing = values.pop().unwrap_or(Value::Null);
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &json!({"events": values, "summary": closing}),
+            )?;
+            out.write_all(b"\n")?;
+            summary
+        }
+        Format::Text => anyhow::bail!("an export is ndjson or json (--format ndjson|json)"),
+    };
     eprintln!(
         "exported {} events; root hash {}",
         summary.events, summary.root_hash

@@ -6,6 +6,7 @@
 
 mod account_recovery;
 mod audit;
+mod audit_cli;
 mod concurrency;
 mod contact;
 mod delivery;
