@@ -39,7 +39,9 @@ impl NatsBus {
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis(100 * attempts.min(20) as u64)
             })
-            .connect(url)
+            // `NATS_URL` may list several servers of a cluster, comma-separated: the first that
+            // answers is used, the others are tried when it goes away.
+            .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             // The URL may carry credentials: only the error kind is shown.
             .map_err(|e| BusError::Connect(e.kind().to_string()))?;
