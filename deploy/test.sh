@@ -40,8 +40,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   exit 1
 fi
 
-state=$(mktemp -d "${TMPDIR:-/tmp}/accountd-test.XXXXXX")
+# Private servers live in a folder made only when one is needed.
+state=
+if $need_pg || $need_nats; then
+  state=$(mktemp -d "${TMPDIR:-/tmp}/accountd-test.XXXXXX")
+fi
 cleanup() {
+  [ -n "$state" ] || return 0
   deploy/local/nats.sh stop "$state/nats" || true
   deploy/local/postgres.sh stop "$state/postgres" || true
   rm -rf "$state"
