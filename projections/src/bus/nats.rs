@@ -15,8 +15,9 @@ use super::{
     Acker, BusError, Deliveries, Delivery, OutgoingMessage, Published, StreamKind, Topology,
 };
 
-/// How long a consumer may hold a message before the server delivers it again.
-const ACK_WAIT: Duration = Duration::from_secs(60);
+/// How long a consumer may hold a message before the server delivers it again: short, since
+/// the notifier only stores a request before acking it (a dead consumer delays it seconds).
+const ACK_WAIT: Duration = Duration::from_secs(10);
 
 /// At most this many unacknowledged messages per consumer.
 const MAX_ACK_PENDING: i64 = 10_000;

@@ -23,6 +23,9 @@ use tokio::sync::Mutex;
 /// One message to one recipient.
 #[derive(Clone)]
 pub struct Outbound {
+    /// The delivery id: the same on every attempt of one message (`Idempotency-Key` of an SMS,
+    /// `Message-ID` of an email, `delivery_id` of a file-sink line).
+    pub delivery_id: String,
     pub channel: Channel,
     pub to: String,
     pub subject: String,
@@ -32,6 +35,7 @@ pub struct Outbound {
 impl std::fmt::Debug for Outbound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbound")
+            .field("delivery_id", &self.delivery_id)
             .field("channel", &self.channel)
             .field("subject", &self.subject)
             .finish_non_exhaustive()
@@ -158,6 +162,7 @@ impl SmtpSender {
             .from(self.from.clone())
             .to(to)
             .subject(message.subject.clone())
+            .message_id(Some(format!("<{}@accountd>", message.delivery_id)))
             .header(ContentType::TEXT_PLAIN)
             .body(message.text.clone())
             .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
@@ -200,6 +205,7 @@ impl SmsGateway {
         let response = self
             .client
             .post(self.url.clone())
+            .header("Idempotency-Key", &message.delivery_id)
             .json(&json!({"to": message.to, "text": message.text}))
             .send()
             .await
@@ -249,6 +255,7 @@ impl FileSink {
             Channel::Sms => serde_json::Value::Null,
         };
         let mut line = json!({
+            "delivery_id": message.delivery_id,
             "channel": message.channel.as_str(),
             "to": message.to,
             "subject": subject,

@@ -1,0 +1,369 @@
+//! [`NotifyStore`] on SQLite (the embedded store): one process, so a claim needs no row locks;
+//! lists travel as JSON arrays (`json_each`) and batches as statements in one transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use domain::stored::Checkpoint;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+
+use super::{
+    contacts_of, json, split, to_i64, Attempt, DeadLetter, DeadPlan, DeliveryRow, NotifyStore,
+    PendingRequest, PlannedBatch, State,
+};
+use crate::db::ReadError;
+use crate::notifier::plan::Contacts;
+
+pub(super) struct SqliteNotifyStore(pub(super) SqlitePool);
+
+const ROW: &str = "source_id, channel, recipient, template, params, state, attempts, \
+                   next_attempt_ms, last_error";
+
+fn row(r: &SqliteRow) -> DeliveryRow {
+    DeliveryRow {
+        source_id: r.get(0),
+        channel: r.get(1),
+        recipient: r.get(2),
+        template: r.get(3),
+        params: json(&r.get::<String, _>(4)),
+        state: State::parse(&r.get::<String, _>(5)),
+        attempts: u32::try_from(r.get::<i64, _>(6)).unwrap_or_default(),
+        next_attempt_ms: r.get(7),
+        last_error: r.get(8),
+    }
+}
+
+/// `values` as a JSON array, for `json_each`.
+fn json_list(values: &[String]) -> String {
+    serde_json::Value::from(values.to_vec()).to_string()
+}
+
+#[async_trait]
+impl NotifyStore for SqliteNotifyStore {
+    async fn checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
+        let row = sqlx::query("SELECT tx_id, position FROM notifier_checkpoints WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(row
+            .map(|r| Checkpoint {
+                tx_id: r.get(0),
+                position: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    async fn contacts(
+        &self,
+        account_ids: &[String],
+    ) -> Result<HashMap<String, Contacts>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT account_id, last_sequence, contact_mobile, contact_mobile_verified, \
+             contact_email, contact_email_verified FROM notifier_contacts \
+             WHERE account_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(account_ids))
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let fold = contacts_of(r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+                (r.get::<String, _>(0), fold)
+            })
+            .collect())
+    }
+
+    async fn reset(&self, name: &str) -> Result<(), ReadError> {
+        let mut tx = self.0.begin().await?;
+        sqlx::query("UPDATE notifier_checkpoints SET tx_id = 0, position = 0 WHERE name = ?1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM notifier_contacts")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_requests(&self, limit: i64) -> Result<Vec<PendingRequest>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT source_id, account_id, after_sequence, params FROM notification_requests \
+             ORDER BY seq LIMIT ?1",
+        )
+        .bind(limit)
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PendingRequest {
+                source_id: r.get(0),
+                account_id: r.get(1),
+                after_sequence: r
+                    .get::<Option<i64>, _>(2)
+                    .map(|s| u64::try_from(s).unwrap_or_default()),
+                params: json(&r.get::<String, _>(3)),
+            })
+            .collect())
+    }
+
+    async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
+        let mut tx = self.0.begin().await?;
+        sqlx::query(
+            "INSERT INTO notifier_checkpoints (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let moved = sqlx::query(
+            "UPDATE notifier_checkpoints SET tx_id = ?2, position = ?3, \
+             planned_at = CURRENT_TIMESTAMP WHERE name = ?1 AND tx_id = ?4 AND position = ?5",
+        )
+        .bind(name)
+        .bind(batch.to.tx_id)
+        .bind(batch.to.position)
+        .bind(batch.from.tx_id)
+        .bind(batch.from.position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Ok(false);
+        }
+        for (account_id, fold) in &batch.contacts {
+            let (mobile, mobile_verified) = split(&fold.mobile);
+            let (email, email_verified) = split(&fold.email);
+            sqlx::query(
+                "INSERT INTO notifier_contacts (account_id, last_sequence, contact_mobile, \
+                   contact_mobile_verified, contact_email, contact_email_verified, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, CURRENT_TIMESTAMP) \
+                 ON CONFLICT (account_id) DO UPDATE SET last_sequence = excluded.last_sequence, \
+                   contact_mobile = excluded.contact_mobile, \
+                   contact_mobile_verified = excluded.contact_mobile_verified, \
+                   contact_email = excluded.contact_email, \
+                   contact_email_verified = excluded.contact_email_verified, \
+                   updated_at = CURRENT_TIMESTAMP",
+            )
+            .bind(account_id)
+            .bind(to_i64(fold.last_sequence))
+            .bind(mobile)
+            .bind(mobile_verified)
+            .bind(email)
+            .bind(email_verified)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (source_id, planned) in &batch.deliveries {
+            sqlx::query(
+                "INSERT INTO notification_deliveries (source_id, channel, recipient, template, \
+                   params, state, attempts, next_attempt_ms, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?6, CURRENT_TIMESTAMP) \
+                 ON CONFLICT (source_id, channel, recipient) DO NOTHING",
+            )
+            .bind(source_id)
+            .bind(planned.channel.as_str())
+            .bind(&planned.recipient)
+            .bind(planned.template.as_str())
+            .bind(planned.params.to_string())
+            .bind(batch.now_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for dead in &batch.dead {
+            insert_dead(&mut *tx, dead, batch.now_ms).await?;
+        }
+        if !batch.resolved_requests.is_empty() {
+            sqlx::query(
+                "DELETE FROM notification_requests \
+                 WHERE source_id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(json_list(&batch.resolved_requests))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_request(&self, request: &PendingRequest) -> Result<(), ReadError> {
+        // A request whose rows exist was resolved before: it is not kept again.
+        sqlx::query(
+            "INSERT INTO notification_requests (source_id, account_id, after_sequence, params) \
+             SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS \
+               (SELECT 1 FROM notification_deliveries WHERE source_id = ?1) \
+             ON CONFLICT (source_id) DO NOTHING",
+        )
+        .bind(&request.source_id)
+        .bind(&request.account_id)
+        .bind(request.after_sequence.map(to_i64))
+        .bind(request.params.to_string())
+        .execute(&self.0)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_dead(&self, dead: &DeadPlan, now_ms: i64) -> Result<(), ReadError> {
+        insert_dead(&self.0, dead, now_ms).await
+    }
+
+    async fn claim_due(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, ReadError> {
+        let sql = format!(
+            "UPDATE notification_deliveries \
+                SET state = 'sending', attempts = attempts + 1, next_attempt_ms = ?2, \
+                    lease_until_ms = ?2 \
+              WHERE rowid IN (SELECT rowid FROM notification_deliveries \
+                               WHERE state IN ('pending', 'sending') AND next_attempt_ms <= ?1 \
+                               ORDER BY next_attempt_ms LIMIT ?3) \
+             RETURNING {ROW}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms)
+            .bind(lease_until_ms)
+            .bind(limit)
+            .fetch_all(&self.0)
+            .await?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    async fn extend_leases(
+        &self,
+        rows: &[DeliveryRow],
+        lease_until_ms: i64,
+    ) -> Result<(), ReadError> {
+        let mut tx = self.0.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "UPDATE notification_deliveries SET next_attempt_ms = ?5, lease_until_ms = ?5 \
+                 WHERE source_id = ?1 AND channel = ?2 AND recipient = ?3 AND attempts = ?4 \
+                   AND state = 'sending'",
+            )
+            .bind(&r.source_id)
+            .bind(&r.channel)
+            .bind(&r.recipient)
+            .bind(i64::from(r.attempts))
+            .bind(lease_until_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish(&self, outcomes: &[(DeliveryRow, Attempt)]) -> Result<(), ReadError> {
+        let mut tx = self.0.begin().await?;
+        for (r, attempt) in outcomes {
+            // `?5` / `?6`: the due time of a retry, the error of a retry or a dead letter.
+            let (sql, at, error) = match attempt {
+                Attempt::Sent => (
+                    "UPDATE notification_deliveries SET state = 'sent', \
+                       sent_at = CURRENT_TIMESTAMP, lease_until_ms = NULL, last_error = NULL \
+                     WHERE source_id = ?1 AND channel = ?2 AND recipient = ?3 \
+                       AND attempts = ?4 AND state = 'sending'",
+                    None,
+                    None,
+                ),
+                Attempt::Retry { at_ms, error } => (
+                    "UPDATE notification_deliveries SET state = 'pending', \
+                       next_attempt_ms = ?5, lease_until_ms = NULL, last_error = ?6 \
+                     WHERE source_id = ?1 AND channel = ?2 AND recipient = ?3 \
+                       AND attempts = ?4 AND state = 'sending'",
+                    Some(*at_ms),
+                    Some(error),
+                ),
+                Attempt::Dead { error } => (
+                    "UPDATE notification_deliveries SET state = 'dead', \
+                       dead_at = CURRENT_TIMESTAMP, lease_until_ms = NULL, last_error = ?5 \
+                     WHERE source_id = ?1 AND channel = ?2 AND recipient = ?3 \
+                       AND attempts = ?4 AND state = 'sending'",
+                    None,
+                    Some(error),
+                ),
+            };
+            let mut query = sqlx::query(sql)
+                .bind(&r.source_id)
+                .bind(&r.channel)
+                .bind(&r.recipient)
+                .bind(i64::from(r.attempts));
+            if let Some(at) = at {
+                query = query.bind(at);
+            }
+            if let Some(error) = error {
+                query = query.bind(error);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rows_of(&self, source_id: &str) -> Result<Vec<DeliveryRow>, ReadError> {
+        let sql = format!(
+            "SELECT {ROW} FROM notification_deliveries WHERE source_id = ?1 \
+             ORDER BY channel, recipient"
+        );
+        let rows = sqlx::query(&sql).bind(source_id).fetch_all(&self.0).await?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT source_id, channel, recipient, template, attempts, last_error \
+             FROM notification_deliveries WHERE state = 'dead' \
+             ORDER BY dead_at, source_id, channel, recipient",
+        )
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetter {
+                source_id: r.get(0),
+                channel: r.get(1),
+                recipient: r.get(2),
+                template: r.get(3),
+                attempts: u32::try_from(r.get::<i64, _>(4)).unwrap_or_default(),
+                last_error: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn counts(&self) -> Result<Vec<(String, i64)>, ReadError> {
+        let rows = sqlx::query(
+            "SELECT state, count(*) FROM notification_deliveries GROUP BY state ORDER BY state",
+        )
+        .fetch_all(&self.0)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn exclusive(&self, _name: &str) -> Box<dyn Send> {
+        Box::new(()) // the embedded store runs in one process
+    }
+}
+
+async fn insert_dead<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    dead: &DeadPlan,
+    now_ms: i64,
+) -> Result<(), ReadError> {
+    sqlx::query(
+        "INSERT INTO notification_deliveries (source_id, channel, recipient, template, params, \
+           state, attempts, next_attempt_ms, last_error, created_at, dead_at) \
+         VALUES (?1, 'none', '', ?2, '{}', 'dead', 0, ?3, ?4, CURRENT_TIMESTAMP, \
+           CURRENT_TIMESTAMP) \
+         ON CONFLICT (source_id, channel, recipient) DO NOTHING",
+    )
+    .bind(&dead.source_id)
+    .bind(&dead.template)
+    .bind(now_ms)
+    .bind(&dead.reason)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
