@@ -28,8 +28,12 @@ enum Command {
     Gateway,
     /// Run only the relay from the event store to NATS (needs NATS_URL).
     Relay,
-    /// Run only the notifier and the password-age reminder sweep (needs NATS_URL).
-    Notify,
+    /// Run only the notifier (planner and worker; any number of them) and the password-age
+    /// reminder sweep (needs NATS_URL); or list the dead letters.
+    Notify {
+        #[command(subcommand)]
+        action: Option<NotifyAction>,
+    },
     /// Create or update the store's schema, then exit.
     Migrate,
     /// Run the projector (the read models), or rebuild a projection from the log.
@@ -52,6 +56,12 @@ enum Command {
         #[command(subcommand)]
         which: bench::Bench,
     },
+}
+
+#[derive(Subcommand)]
+enum NotifyAction {
+    /// List the messages given up on (key, template, attempts, reason), oldest first.
+    DeadLetters,
 }
 
 #[derive(Subcommand)]
@@ -122,7 +132,13 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Relay => workers::run_relay(&config, shutdown_signal()).await,
-        Command::Notify => workers::run_notify(&config, shutdown_signal()).await,
+        Command::Notify { action: None } => workers::run_notify(&config, shutdown_signal()).await,
+        Command::Notify {
+            action: Some(NotifyAction::DeadLetters),
+        } => {
+            let (_, read) = open(&config).await?;
+            workers::print_dead_letters(&read).await
+        }
         Command::Migrate => {
             open(&config).await?;
             tracing::info!("schema is up to date");

@@ -1,10 +1,12 @@
 //! The background roles of issue 5 as the binary runs them: the relay (event log → bus), the
-//! notifier (bus → email and SMS), and the password-age reminder sweep; plus the bus behind
-//! `POST /internal/v1/accounts/{id}/notifications` and `accountd bench notify`.
+//! notifier (event log → planned deliveries → email and SMS; issue 11), and the password-age
+//! reminder sweep; plus the bus behind `POST /internal/v1/accounts/{id}/notifications` and
+//! `accountd bench notify`.
 //!
 //! - `accountd serve`: [`connect_bus`], then `Application::build(config, Arc::new(BusNotifications(bus)))`,
-//!   then [`attach`] adds the three roles as the application's workers.
-//! - `accountd relay`: [`run_relay`]. `accountd notify`: [`run_notify`] (notifier and sweep).
+//!   then [`attach`] adds the roles as the application's workers.
+//! - `accountd relay`: [`run_relay`]. `accountd notify`: [`run_notify`] (planner, worker and
+//!   sweep; any number of them). `accountd notify dead-letters`: [`print_dead_letters`].
 //! - `accountd bench notify`: [`bench_notify`].
 
 use std::path::{Path, PathBuf};
@@ -21,7 +23,7 @@ use domain::values::{AccountId, Email};
 use domain::{AccountCommand, PasswordHash, Sealed};
 use projections::bus::{Bus, BusConfig, NotificationKind, NotificationRequest};
 use projections::notifier::senders::Senders;
-use projections::notifier::{Notifier, NotifierSettings, Unsealer};
+use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, Unsealer};
 use projections::relay::Relay;
 use projections::ReadStore;
 use tokio::sync::{watch, Notify};
@@ -128,26 +130,41 @@ pub fn relay_worker(store: Store, read: ReadStore, bus: Bus, commits: Arc<Notify
     })
 }
 
+/// The notifier of one process: the planner (active in one process at a time) and a worker.
+pub struct NotifierRole {
+    pub store: Store,
+    pub read: ReadStore,
+    pub bus: Bus,
+    pub unsealer: Arc<dyn Unsealer>,
+    pub senders: Senders,
+    pub settings: NotifierSettings,
+    /// Local commits, to wake the planner.
+    pub commits: Arc<Notify>,
+}
+
+impl NotifierRole {
+    /// Runs the planner and the worker until `shutdown` resolves.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let store = notify_store(&self.read);
+        let planned = Arc::new(Notify::new());
+        let planner = Planner::new(Arc::new(StoreLog(self.store)), store.clone(), planned.clone());
+        let worker = Arc::new(Notifier::new(
+            store,
+            self.bus,
+            self.unsealer,
+            self.senders,
+            self.settings,
+            planned,
+        ));
+        let commits = self.commits;
+        let planning = planner.run(commits, stopped(shutdown.clone()));
+        tokio::join!(planning, worker.run(stopped(shutdown)));
+    }
+}
+
 /// The notifier as a worker.
-pub fn notifier_worker(
-    read: ReadStore,
-    bus: Bus,
-    keyring: Keyring,
-    senders: Senders,
-    settings: NotifierSettings,
-) -> Worker {
-    Box::new(move |shutdown| {
-        Box::pin(async move {
-            let notifier = Notifier::new(
-                read,
-                bus,
-                Arc::new(KeyringUnsealer(keyring)),
-                senders,
-                settings,
-            );
-            Arc::new(notifier).run(stopped(shutdown)).await;
-        })
-    })
+pub fn notifier_worker(role: NotifierRole) -> Worker {
+    Box::new(move |shutdown| Box::pin(role.run(shutdown)))
 }
 
 /// The reminder sweep as a worker: one sweep at start, then every `interval`.
@@ -270,13 +287,15 @@ pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<App
             bus.clone(),
             state.service.executor().commits(),
         ))
-        .with_worker(notifier_worker(
-            state.read.clone(),
+        .with_worker(notifier_worker(NotifierRole {
+            store: state.store.clone(),
+            read: state.read.clone(),
             bus,
-            keyring,
+            unsealer: Arc::new(KeyringUnsealer(keyring)),
             senders,
-            notifier_settings(config),
-        ))
+            settings: notifier_settings(config),
+            commits: state.service.executor().commits(),
+        }))
         .with_worker(reminder_worker(
             state.service.clone(),
             state.read,
@@ -315,7 +334,8 @@ pub async fn run_relay(
     Ok(())
 }
 
-/// `accountd notify`: the notifier and the reminder sweep, until `shutdown`. Needs NATS.
+/// `accountd notify`: the planner, a notification worker and the reminder sweep, until
+/// `shutdown`. Needs NATS (subscribed messages come from it). Any number may run.
 pub async fn run_notify(
     config: &Config,
     shutdown: impl std::future::Future<Output = ()>,
@@ -328,20 +348,22 @@ pub async fn run_notify(
     let keyring = config.keyring()?;
     let bus = connect_bus(config).await?;
     let service = CommandService::new(
-        store,
+        store.clone(),
         keyring.clone(),
         PasswordHasher::new(1, 1),
         PasswordPolicy::default(),
     );
-    let notifier = Arc::new(Notifier::new(
-        read.clone(),
+    let role = NotifierRole {
+        store,
+        read: read.clone(),
         bus,
-        Arc::new(KeyringUnsealer(keyring)),
-        senders(config)?,
-        notifier_settings(config),
-    ));
+        unsealer: Arc::new(KeyringUnsealer(keyring)),
+        senders: senders(config)?,
+        settings: notifier_settings(config),
+        commits: Arc::new(Notify::new()),
+    };
     let (stop, stopping) = watch::channel(false);
-    let notifier_task = tokio::spawn(notifier.run(stopped(stopping.clone())));
+    let notifier_task = tokio::spawn(role.run(stopping.clone()));
     let sweep = run_reminders(&service, &read, REMINDER_SWEEP_INTERVAL, stopped(stopping));
     tokio::select! {
         () = shutdown => {}
@@ -352,12 +374,34 @@ pub async fn run_notify(
     Ok(())
 }
 
+/// `accountd notify dead-letters`: one line per dead letter (tab-separated: source, channel,
+/// recipient, template, attempts, reason), then their count on stderr.
+pub async fn print_dead_letters(read: &ReadStore) -> anyhow::Result<()> {
+    let dead = notify_store(read)
+        .dead_letters()
+        .await
+        .context("reading the dead letters")?;
+    for d in &dead {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            d.source_id,
+            d.channel,
+            d.recipient,
+            d.template,
+            d.attempts,
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
+    eprintln!("{} dead letter(s)", dead.len());
+    Ok(())
+}
+
 /// What `accountd bench notify` measures with.
 #[derive(Debug, Clone)]
 pub struct NotifyBench {
     /// Sign-ups, each of which sends one email (its verification code).
     pub accounts: usize,
-    /// Concurrent writers.
+    /// Concurrent writers of the backlog.
     pub writers: usize,
     /// A PostgreSQL URL through which a scratch database is created (and dropped); `None` uses
     /// a scratch SQLite file.
@@ -366,13 +410,12 @@ pub struct NotifyBench {
     pub nats_url: Option<String>,
 }
 
-/// What it measured.
+/// What one run measured.
 #[derive(Debug, Clone)]
 pub struct NotifyReport {
+    pub notifiers: usize,
     pub messages: usize,
     pub seconds: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
 }
 
 impl NotifyReport {
@@ -381,9 +424,36 @@ impl NotifyReport {
     }
 }
 
-/// `accountd bench notify`: commit-to-send latency (p50, p99) and messages/s through the relay
-/// and the notifier into the file sink, on a scratch database and a scratch stream prefix.
-pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> {
+/// `accountd bench notify`: messages/s from a backlog of committed sign-ups to the file sink,
+/// through the relay and the notifier roles, with 1 notifier (the baseline) and then with 2,
+/// each on a scratch database and stream prefix; prints both and their ratio.
+pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<Vec<NotifyReport>> {
+    let mut reports = Vec::new();
+    for notifiers in [1, 2] {
+        let report = notify_run(&options, notifiers).await?;
+        println!(
+            "notify bench ({} store, {} bus): {} notifier(s): {} messages in {:.2}s = {:.0} messages/s",
+            if options.admin_url.is_some() { "PostgreSQL" } else { "SQLite" },
+            if options.nats_url.is_some() { "NATS" } else { "in-process" },
+            notifiers,
+            report.messages,
+            report.seconds,
+            report.per_second(),
+        );
+        reports.push(report);
+    }
+    if let [one, two] = reports.as_slice() {
+        println!(
+            "notify bench: 2 notifiers / 1 notifier = {:.2}x",
+            two.per_second() / one.per_second().max(1e-9)
+        );
+    }
+    Ok(reports)
+}
+
+/// One run: the backlog is committed first, then the relay and `notifiers` roles start and the
+/// clock runs until the file sink holds every message.
+async fn notify_run(options: &NotifyBench, notifiers: usize) -> anyhow::Result<NotifyReport> {
     use commands::testing::TestDatabase;
     let db = match &options.admin_url {
         Some(admin) => TestDatabase::postgres_at(admin).await,
@@ -408,44 +478,63 @@ pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> 
     );
     let outbox_dir = std::env::temp_dir().join(format!("accountd_bench_{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&outbox_dir)?;
-    let (stop, stopping) = watch::channel(false);
-    let relay = Relay::new(
-        Arc::new(StoreLog(db.store.clone())),
-        read.clone(),
-        bus.clone(),
-    );
-    let commits = service.executor().commits();
-    let relay_task = tokio::spawn({
-        let stopping = stopping.clone();
-        async move { relay.run(commits, stopped(stopping)).await }
-    });
-    let notifier = Arc::new(Notifier::new(
-        read.clone(),
-        bus.clone(),
-        Arc::new(KeyringUnsealer(keyring)),
-        Senders::file(&outbox_dir),
-        NotifierSettings::default(),
-    ));
-    let notifier_task = tokio::spawn(notifier.run(stopped(stopping)));
+    let expected = write_backlog(&service, options.accounts, options.writers).await?;
 
+    let (stop, stopping) = watch::channel(false);
     let started = Utc::now();
-    let writers = options.writers.max(1);
-    let per_writer = options.accounts.div_ceil(writers);
+    let mut tasks = tokio::task::JoinSet::new();
+    let relay = Relay::new(Arc::new(StoreLog(db.store.clone())), read.clone(), bus.clone());
+    tasks.spawn({
+        let stopping = stopping.clone();
+        async move { relay.run(Arc::new(Notify::new()), stopped(stopping)).await }
+    });
+    for _ in 0..notifiers {
+        let role = NotifierRole {
+            store: db.store.clone(),
+            read: read.clone(),
+            bus: bus.clone(),
+            unsealer: Arc::new(KeyringUnsealer(keyring.clone())),
+            senders: Senders::file(&outbox_dir),
+            settings: NotifierSettings::default(),
+            commits: Arc::new(Notify::new()),
+        };
+        tasks.spawn(role.run(stopping.clone()));
+    }
+    let outbox = outbox_dir.join("outbox.ndjson");
+    let sent = wait_for_lines(&outbox, expected, Duration::from_secs(600)).await?;
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    let last_sent = sent.iter().map(|(_, at)| *at).max().unwrap_or(started);
+    let _ = bus.delete_streams().await;
+    let _ = std::fs::remove_dir_all(&outbox_dir);
+    Ok(NotifyReport {
+        notifiers,
+        messages: sent.len(),
+        seconds: (last_sent - started).num_microseconds().unwrap_or_default() as f64 / 1e6,
+    })
+}
+
+/// Commits `accounts` email sign-ups with `writers` concurrent writers; returns how many.
+async fn write_backlog(
+    service: &CommandService,
+    accounts: usize,
+    writers: usize,
+) -> anyhow::Result<usize> {
+    let writers = writers.max(1);
+    let per_writer = accounts.div_ceil(writers);
     let mut tasks = tokio::task::JoinSet::new();
     for writer in 0..writers {
         let service = service.clone();
         tasks.spawn(async move {
-            let mut committed = Vec::with_capacity(per_writer);
             for i in 0..per_writer {
                 let number = service.store().next_account_number().await?;
                 let account_id = AccountId::from_number(number)?;
-                let address = format!("bench.{writer}.{i}@example.com");
                 service
                     .execute(
                         &account_id,
                         AccountCommand::RegisterWithEmail {
                             account_id: account_id.clone(),
-                            login_email: Email::parse(&address)?,
+                            login_email: Email::parse(&format!("bench.{writer}.{i}@example.com"))?,
                             // No Argon2 work: this measures the way to the sink, not hashing.
                             password_hash: PasswordHash::from_phc("$argon2id$v=19$bench"),
                             code_id: format!("bench-{number}"),
@@ -453,62 +542,15 @@ pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<NotifyReport> 
                         &CommandContext::system(),
                     )
                     .await?;
-                committed.push((address, Utc::now()));
             }
-            Ok::<_, anyhow::Error>(committed)
+            Ok::<_, anyhow::Error>(per_writer)
         });
     }
-    let mut committed = std::collections::HashMap::new();
+    let mut written = 0;
     while let Some(done) = tasks.join_next().await {
-        committed.extend(done??);
+        written += done??;
     }
-    let outbox = outbox_dir.join("outbox.ndjson");
-    let sent = wait_for_lines(&outbox, committed.len(), Duration::from_secs(300)).await?;
-    let _ = stop.send(true);
-    let _ = relay_task.await;
-    let _ = notifier_task.await;
-    let mut latencies: Vec<f64> = Vec::with_capacity(sent.len());
-    let mut last_sent = started;
-    for (to, sent_at) in &sent {
-        if let Some(at) = committed.get(to) {
-            latencies.push((*sent_at - *at).num_microseconds().unwrap_or_default() as f64 / 1000.0);
-            last_sent = last_sent.max(*sent_at);
-        }
-    }
-    latencies.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies.get(i).copied().unwrap_or_default()
-    };
-    let report = NotifyReport {
-        messages: latencies.len(),
-        seconds: (last_sent - started).num_microseconds().unwrap_or_default() as f64 / 1e6,
-        p50_ms: percentile(0.5),
-        p99_ms: percentile(0.99),
-    };
-    let _ = bus.delete_streams().await;
-    let _ = std::fs::remove_dir_all(&outbox_dir);
-    println!(
-        "notify bench ({} store, {} bus, {} writers): {} messages in {:.2}s = {:.0} messages/s; \
-         commit-to-send p50 {:.1} ms, p99 {:.1} ms",
-        if options.admin_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
-        if options.nats_url.is_some() {
-            "NATS"
-        } else {
-            "in-process"
-        },
-        writers,
-        report.messages,
-        report.seconds,
-        report.per_second(),
-        report.p50_ms,
-        report.p99_ms,
-    );
-    Ok(report)
+    Ok(written)
 }
 
 /// Waits until the outbox holds `count` lines; returns each line's `to` and `sent_at`.
