@@ -1,18 +1,21 @@
-//! Forced redelivery sends nothing twice: a consumer restarted from the start of its stream, a
-//! relay checkpoint reset to zero, events re-published under new message ids (as after
-//! JetStream's duplicate window), and events arriving out of order are still folded in sequence.
+//! Nothing is lost and nothing is sent twice when the notifier is re-run, shares its work, or
+//! loses a worker: a planner moved back to the start of the log, requests redelivered by the
+//! bus, two workers on one delivery log, and a worker that died holding claimed rows (its rows
+//! go out within seconds, with the same delivery ids).
 
 mod support_bus;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
 
 use commands::testing::TestDatabase;
-use domain::stored::Checkpoint;
-use domain::{AccountCommand, Channel};
-use projections::bus::{OutgoingMessage, StreamKind};
+use projections::bus::{NotificationKind, NotificationRequest};
+use projections::notifier::planner::{Planner, PLANNER};
 use projections::notifier::senders::Senders;
-use projections::notifier::Notifier;
+use projections::notifier::store::now_ms;
 use support_bus::*;
+use tokio::sync::Notify;
 
 /// A history that sends 8 messages: sign-up code, contact mobile (notice ×2, code), password
 /// change (notice ×2), a challenge code, a reset link.
@@ -28,146 +31,254 @@ async fn history(world: &World) -> usize {
     8
 }
 
-/// Waits until the notifier's consumers have acked everything.
-async fn drained(world: &World) {
-    eventually("the notifier to ack everything", || async {
-        let mut lag = 0;
-        for kind in Notifier::STREAMS {
-            lag += world.bus.consumer_lag(kind, "notifier").await.unwrap_or(1);
-        }
-        lag == 0
+fn request() -> NotificationRequest {
+    NotificationRequest {
+        kind: NotificationKind::Event,
+        subject: "Maintenance tonight".into(),
+        body: "Your servers restart at 02:00 UTC.".into(),
+    }
+}
+
+/// Steps `planner` until it has planned the whole log (on PostgreSQL the reader holds back
+/// while other tests' transactions are in flight, so one empty step proves nothing).
+async fn plan_to_the_head(world: &World, planner: &Planner<StoreLog>) {
+    let head = world.log_head().await;
+    eventually("the planner at the head of the log", || async {
+        planner.step().await.unwrap();
+        world.notify_store().checkpoint(PLANNER).await.unwrap() == head
     })
     .await;
+    // Requests loaded before a step that found nothing more are resolved by it.
+    planner.step().await.unwrap();
+}
+
+/// Each message once, each with a delivery id of its own.
+fn assert_once_each(sent: &[Received], expected: usize) {
+    let ids: BTreeSet<_> = sent
+        .iter()
+        .map(|m| m.delivery_id.clone().expect("a delivery id"))
+        .collect();
+    assert_eq!(sent.len(), expected, "{sent:#?}");
+    assert_eq!(ids.len(), expected, "a delivery id sent twice: {sent:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restarted_consumer_and_a_reset_relay_send_nothing_twice() {
+async fn a_planner_run_again_from_the_start_and_redelivered_requests_send_nothing_twice() {
     let world = World::with_nats(TestDatabase::postgres().await).await;
     let dir = temp_dir();
     let running = world.start(Senders::file(&dir), fast_settings());
-    let expected = history(&world).await;
+    let (a, code) = world.sign_up_by_email("gina.request@example.com").await;
+    world.verify_contact_email(&a, code).await;
+    let expected = history(&world).await + 1;
     eventually("every message in the outbox", || async {
         outbox(&dir).len() >= expected
     })
     .await;
-    drained(&world).await;
+    world
+        .bus
+        .publish_notification_request(a.as_str(), &request())
+        .await
+        .unwrap();
+    eventually("the request's message", || async {
+        outbox(&dir).len() > expected
+    })
+    .await;
     running.stop().await;
 
-    // Every consumer starts again from the start of its stream; the relay from the start of
-    // the log (JetStream drops those re-publishes as duplicates).
-    for kind in Notifier::STREAMS {
-        world.bus.delete_consumer(kind, "notifier").await.unwrap();
-    }
-    let relay = world.relay();
-    relay.reset_checkpoint().await.unwrap();
-    assert_eq!(relay.checkpoint().await.unwrap(), Checkpoint::default());
+    // Plan everything again, and deliver the request again (as a redelivery would).
+    world.notify_store().reset(PLANNER).await.unwrap();
+    let copies = read_stream(
+        &world.bus,
+        projections::bus::StreamKind::NotificationRequests,
+        1,
+    )
+    .await;
     let running = world.start(Senders::file(&dir), fast_settings());
-    world.relay_all(&relay).await;
-    drained(&world).await;
+    for copy in copies {
+        world
+            .bus
+            .publish(projections::bus::OutgoingMessage {
+                subject: copy.subject,
+                // Beyond JetStream's duplicate window: the same id, stored again.
+                message_id: copy.message_id,
+                payload: copy.payload,
+            })
+            .await
+            .unwrap();
+    }
+    eventually("the planner back at the head of the log", || async {
+        world.notify_store().checkpoint(PLANNER).await.unwrap() == world.log_head().await
+    })
+    .await;
+    eventually("no request waiting", || async {
+        world.notify_store().pending_requests(10).await.unwrap().is_empty()
+    })
+    .await;
+    eventually("nothing left to send", || async {
+        let counts = world.notify_store().counts().await.unwrap();
+        counts.iter().all(|(state, _)| state == "sent")
+    })
+    .await;
     running.stop().await;
     let sent = outbox(&dir);
-    assert_eq!(sent.len(), expected, "nothing sent twice: {sent:#?}");
+    assert_once_each(&sent, expected + 1);
     assert_no_leaks(&sent);
     world.clean_up().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_republished_under_new_message_ids_send_nothing_twice() {
-    let world = World::with_nats(TestDatabase::sqlite().await).await;
+async fn two_workers_share_the_log(db: TestDatabase) {
+    let world = World::with_nats(db).await;
     let dir = temp_dir();
-    let running = world.start(Senders::file(&dir), fast_settings());
-    let expected = history(&world).await;
+    let one = world.start(Senders::file(&dir), fast_settings());
+    let two = world.start_notifier(Senders::file(&dir), fast_settings());
+    let mut expected = 0;
+    for i in 0..20 {
+        world.sign_up_by_email(&format!("share{i}@example.com")).await;
+        expected += 1;
+    }
+    expected += history(&world).await;
     eventually("every message in the outbox", || async {
         outbox(&dir).len() >= expected
     })
     .await;
-    drained(&world).await;
-
-    // What a relay re-publishing beyond the duplicate window would put on the streams.
-    for kind in [StreamKind::AccountEvents, StreamKind::ChallengeCodes] {
-        let n = if kind == StreamKind::AccountEvents {
-            world.count_events("Account").await
-        } else {
-            1
-        };
-        let copies: Vec<OutgoingMessage> = read_stream(&world.bus, kind, n)
-            .await
-            .into_iter()
-            .map(|d| OutgoingMessage {
-                subject: d.subject,
-                message_id: d.message_id.map(|id| format!("{id}:again")),
-                payload: d.payload,
-            })
-            .collect();
-        for result in world.bus.publish_all(copies).await {
-            assert!(!result.unwrap().duplicate);
-        }
-    }
-    drained(&world).await;
-    running.stop().await;
-    assert_eq!(outbox(&dir).len(), expected);
+    eventually("nothing left to send", || async {
+        let counts = world.notify_store().counts().await.unwrap();
+        counts.iter().all(|(state, _)| state == "sent")
+    })
+    .await;
+    one.stop().await;
+    two.stop().await;
+    assert_once_each(&outbox(&dir), expected);
     world.clean_up().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn events_that_arrive_out_of_order_are_folded_in_sequence() {
-    let world = World::with_nats(TestDatabase::postgres().await).await;
-    // Written without a relay: sign-up, contact mobile set and verified, contact email
-    // changed (a notice to the new and the previous email and the contact mobile).
-    let (a, code) = world.sign_up_by_email("hana@example.com").await;
-    world.verify_contact_email(&a, code).await;
-    let code = world.change_contact_mobile(&a, &mobile(40)).await;
-    world.verify_contact_mobile(&a, code).await;
-    let session = world.step_up(&a).await;
-    world
-        .execute(
-            &a,
-            AccountCommand::ChangeContactEmail {
-                session_id: session,
-                email: email("ivy@example.com"),
-                code_id: "contact-email-ooo".into(),
-            },
-        )
-        .await;
-    // Published in reverse order.
-    let events = world
-        .store()
-        .read_after(Checkpoint::default(), 1000)
+async fn two_notifiers_share_the_delivery_log_on_postgres() {
+    two_workers_share_the_log(TestDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_notifiers_share_the_delivery_log_on_sqlite() {
+    two_workers_share_the_log(TestDatabase::sqlite().await).await;
+}
+
+async fn a_dead_workers_rows_go_out_within_seconds(db: TestDatabase) {
+    let world = World::with_nats(db).await;
+    let expected = history(&world).await;
+    plan_to_the_head(&world, &world.planner(Arc::new(Notify::new()))).await;
+    // A worker claims every row and dies before sending any (its lease: 900 ms).
+    let settings = fast_settings();
+    let now = now_ms();
+    let lease = i64::try_from(settings.lease.as_millis()).unwrap();
+    let claimed = world
+        .notify_store()
+        .claim_due(now, now + lease, 100)
         .await
         .unwrap();
-    let mut messages: Vec<OutgoingMessage> = events
+    assert_eq!(claimed.len(), expected);
+    let ids: BTreeMap<String, String> = claimed
         .iter()
-        .filter_map(|e| projections::relay::message_for(world.bus.topology(), e))
+        .map(|r| (r.delivery_id(), r.recipient.clone()))
         .collect();
-    messages.reverse();
-    for m in messages {
-        world.bus.publish(m).await.unwrap();
-    }
-    let inbox = Inbox::default();
-    let smtp = SmtpSink::start(inbox.clone()).await;
-    let sms = SmsSink::start(inbox.clone()).await;
-    let running = world.start_notifier(network_senders(&smtp, &sms), fast_settings());
-    // Sign-up code; contact mobile: 2 notices + code; contact email: 3 notices + code.
-    inbox.settle_at(8).await;
+    let dir = temp_dir();
+    let started = Instant::now();
+    let running = world.start_notifier(Senders::file(&dir), settings);
+    eventually("the dead worker's messages", || async {
+        outbox(&dir).len() >= expected
+    })
+    .await;
+    let took = started.elapsed();
     running.stop().await;
-    let got: BTreeSet<(Channel, String, bool)> = inbox
-        .all()
-        .into_iter()
-        .map(|m| (m.channel, m.to.clone(), m.is_code()))
+    assert!(took.as_secs_f64() < 5.0, "took {took:?}");
+    let sent = outbox(&dir);
+    assert_once_each(&sent, expected);
+    // The same messages, with the delivery ids the dead worker held.
+    let got: BTreeMap<String, String> = sent
+        .iter()
+        .map(|m| (m.delivery_id.clone().unwrap(), m.to.clone()))
         .collect();
-    let m40 = mobile(40).as_str().to_owned();
-    let expected: BTreeSet<(Channel, String, bool)> = [
-        (Channel::Email, "hana@example.com".to_owned(), true),
-        (Channel::Sms, m40.clone(), true),
-        (Channel::Sms, m40.clone(), false),
-        (Channel::Email, "hana@example.com".to_owned(), false),
-        (Channel::Email, "ivy@example.com".to_owned(), false),
-        (Channel::Email, "ivy@example.com".to_owned(), true),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(got, expected);
-    // The contact-email notice reached the mobile as it stood after it was set: two notices.
-    assert_eq!(inbox.to(&m40).iter().filter(|m| !m.is_code()).count(), 2);
+    assert_eq!(got, ids);
+    world.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_workers_rows_go_out_within_seconds_on_postgres() {
+    a_dead_workers_rows_go_out_within_seconds(TestDatabase::postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_workers_rows_go_out_within_seconds_on_sqlite() {
+    a_dead_workers_rows_go_out_within_seconds(TestDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_waits_for_the_planner_and_one_that_never_can_be_planned_is_a_dead_letter() {
+    let world = World::with_nats(TestDatabase::sqlite().await).await;
+    let (a, code) = world.sign_up_by_email("wait@example.com").await;
+    world.verify_contact_email(&a, code).await;
+    let code = world.change_contact_mobile(&a, &mobile(50)).await;
+    world.verify_contact_mobile(&a, code).await;
+    let head = world
+        .store()
+        .read_after(Default::default(), 1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.aggregate_id == a.as_str())
+        .map(|e| e.sequence)
+        .max()
+        .unwrap();
+    // A worker alone keeps the requests; no planner runs yet.
+    let dir = temp_dir();
+    let planned = Arc::new(Notify::new());
+    let worker = Arc::new(world.notifier(Senders::file(&dir), fast_settings(), planned.clone()));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let worker_task = tokio::spawn(worker.run(stopped(stopping)));
+    let bus = &world.bus;
+    bus.publish_notification_request_after(a.as_str(), &request(), Some(head))
+        .await
+        .unwrap();
+    bus.publish_notification_request(a.as_str(), &request())
+        .await
+        .unwrap();
+    // Never planned: an account that does not exist, a sequence the account never reaches.
+    bus.publish_notification_request("999999999999", &request())
+        .await
+        .unwrap();
+    bus.publish_notification_request_after(a.as_str(), &request(), Some(head + 100))
+        .await
+        .unwrap();
+    eventually("four requests kept", || async {
+        world.notify_store().pending_requests(10).await.unwrap().len() == 4
+    })
+    .await;
+    assert!(outbox(&dir).is_empty(), "nothing before the planner");
+
+    // The planner folds the account in order, then resolves the requests.
+    plan_to_the_head(&world, &world.planner(planned)).await;
+    assert!(world.notify_store().pending_requests(10).await.unwrap().is_empty());
+    // Two requests × (verified email + verified mobile), plus the history's 1 + 3 messages.
+    eventually("the planned messages", || async { outbox(&dir).len() >= 8 }).await;
+    let dead = world.notify_store().dead_letters().await.unwrap();
+    let reasons: BTreeSet<_> = dead
+        .iter()
+        .map(|d| d.last_error.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        BTreeSet::from([
+            "unknown account".to_owned(),
+            format!(
+                "the account's events end at sequence {head} before {}",
+                head + 100
+            ),
+        ])
+    );
+    let _ = stop.send(true);
+    worker_task.await.unwrap();
+    let sent = outbox(&dir);
+    assert_once_each(&sent, 8);
+    let to_requests = sent.iter().filter(|m| m.text.contains("02:00 UTC")).count();
+    assert_eq!(to_requests, 4);
     world.clean_up().await;
 }

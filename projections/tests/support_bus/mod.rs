@@ -33,13 +33,14 @@ use domain::{
 };
 use projections::bus::{Bus, BusConfig, StreamKind};
 use projections::notifier::senders::{EmailSender, Senders, SmsGateway, SmsSender, SmtpSender};
-use projections::notifier::{Notifier, NotifierSettings, Unsealer};
+use projections::notifier::store::NotifyStore;
+use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, Unsealer};
 use projections::relay::Relay;
 use projections::{EventLog, ReadStore};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 /// How long a poll waits for something that must happen soon.
@@ -188,40 +189,63 @@ impl World {
         )
     }
 
-    pub fn notifier(&self, senders: Senders, settings: NotifierSettings) -> Notifier {
+    /// The notifier's tables.
+    pub fn notify_store(&self) -> Arc<dyn NotifyStore> {
+        notify_store(&self.read)
+    }
+
+    /// A planner that wakes `planned`.
+    pub fn planner(&self, planned: Arc<Notify>) -> Planner<StoreLog> {
+        Planner::new(
+            Arc::new(StoreLog(self.db.store.clone())),
+            self.notify_store(),
+            planned,
+        )
+    }
+
+    /// A notification worker woken by `planned`.
+    pub fn notifier(
+        &self,
+        senders: Senders,
+        settings: NotifierSettings,
+        planned: Arc<Notify>,
+    ) -> Notifier {
         Notifier::new(
-            self.read.clone(),
+            self.notify_store(),
             self.bus.clone(),
             Arc::new(KeyringUnsealer(self.keyring.clone())),
             senders,
             settings,
+            planned,
         )
     }
 
-    /// Starts the relay and a notifier in the background.
+    /// Starts the relay and a notifier (planner and worker) in the background.
     pub fn start(&self, senders: Senders, settings: NotifierSettings) -> Running {
-        let (stop, stopping) = watch::channel(false);
+        let mut running = self.start_notifier(senders, settings);
         let relay = self.relay();
         let commits = self.service.executor().commits();
-        let relay = tokio::spawn({
-            let stopping = stopping.clone();
-            async move { relay.run(commits, stopped(stopping)).await }
-        });
-        let notifier = Arc::new(self.notifier(senders, settings));
-        let notifier = tokio::spawn(notifier.run(stopped(stopping)));
-        Running {
-            stop,
-            tasks: vec![relay, notifier],
-        }
+        let stopping = running.stop.subscribe();
+        running.tasks.push(tokio::spawn(async move {
+            relay.run(commits, stopped(stopping)).await
+        }));
+        running
     }
 
-    /// Starts a notifier alone.
+    /// Starts a notifier (planner and worker) alone, as `accountd notify` runs it.
     pub fn start_notifier(&self, senders: Senders, settings: NotifierSettings) -> Running {
         let (stop, stopping) = watch::channel(false);
-        let notifier = Arc::new(self.notifier(senders, settings));
+        let planned = Arc::new(Notify::new());
+        let planner = self.planner(planned.clone());
+        let commits = self.service.executor().commits();
+        let planning = tokio::spawn({
+            let stopping = stopping.clone();
+            async move { planner.run(commits, stopped(stopping)).await }
+        });
+        let worker = Arc::new(self.notifier(senders, settings, planned));
         Running {
             stop,
-            tasks: vec![tokio::spawn(notifier.run(stopped(stopping)))],
+            tasks: vec![planning, tokio::spawn(worker.run(stopped(stopping)))],
         }
     }
 
@@ -617,8 +641,8 @@ pub fn fast_settings() -> NotifierSettings {
         max_attempts: 3,
         backoff: Duration::from_millis(100),
         max_backoff: Duration::from_millis(400),
-        gap_timeout: Duration::from_secs(10),
-        unknown_account_timeout: Duration::from_secs(2),
+        lease: Duration::from_millis(900),
+        poll: Duration::from_millis(20),
         ..NotifierSettings::default()
     }
 }
@@ -652,6 +676,9 @@ pub struct Received {
     /// Email only.
     pub subject: Option<String>,
     pub text: String,
+    /// The delivery id it carried: `Message-ID` (email), `Idempotency-Key` (SMS), or the file
+    /// sink's `delivery_id`.
+    pub delivery_id: Option<String>,
 }
 
 impl Received {
@@ -777,13 +804,14 @@ async fn smtp_session(socket: tokio::net::TcpStream, inbox: Inbox) {
                         .unwrap_or(&l),
                 );
             }
-            let (subject, text) = parse_email(&data);
+            let (subject, text, message_id) = parse_email(&data);
             for to in recipients.drain(..) {
                 inbox.push(Received {
                     channel: Channel::Email,
                     to,
                     subject: Some(subject.clone()),
                     text: text.clone(),
+                    delivery_id: message_id.clone(),
                 });
             }
             b"250 queued\r\n"
@@ -800,8 +828,12 @@ async fn smtp_session(socket: tokio::net::TcpStream, inbox: Inbox) {
 }
 
 /// The subject and the decoded plain-text body of a simple email.
-fn parse_email(data: &str) -> (String, String) {
+fn parse_email(data: &str) -> (String, String, Option<String>) {
     let (head, body) = data.split_once("\r\n\r\n").unwrap_or((data, ""));
+    let message_id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .map(|id| id.trim_matches(['<', '>']).trim_end_matches("@accountd").to_owned());
     let subject = head
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))
@@ -815,7 +847,7 @@ fn parse_email(data: &str) -> (String, String) {
     } else {
         body.to_owned()
     };
-    (subject, text.trim_end().replace("\r\n", "\n"))
+    (subject, text.trim_end().replace("\r\n", "\n"), message_id)
 }
 
 fn decode_quoted_printable(body: &str) -> String {
@@ -888,7 +920,11 @@ impl SmsSink {
     }
 }
 
-async fn receive_sms(State(state): State<SmsState>, Json(body): Json<Value>) -> StatusCode {
+async fn receive_sms(
+    State(state): State<SmsState>,
+    headers: axum::http::HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
     let failing = state
         .failures_left
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -904,6 +940,10 @@ async fn receive_sms(State(state): State<SmsState>, Json(body): Json<Value>) -> 
         to: to.to_owned(),
         subject: None,
         text: text.to_owned(),
+        delivery_id: headers
+            .get("Idempotency-Key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
     StatusCode::ACCEPTED
 }
@@ -933,6 +973,7 @@ pub fn outbox(dir: &Path) -> Vec<Received> {
                 to: v["to"].as_str().unwrap().to_owned(),
                 subject: v["subject"].as_str().map(str::to_owned),
                 text: v["text"].as_str().unwrap().to_owned(),
+                delivery_id: v["delivery_id"].as_str().map(str::to_owned),
             }
         })
         .collect()
