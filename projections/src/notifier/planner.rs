@@ -11,9 +11,10 @@
 //! `notification_requests` and resolved here, in the same transactions: a request is planned
 //! once the fold of its account has reached the sequence it was made after (or, without one,
 //! once the account is known), to the verified contact values of that point. A request the
-//! planner cannot resolve although it read the log to its head *after* loading the request can
-//! never be resolved (its account does not exist, or never reached that sequence): it becomes a
-//! dead letter with that reason. No timer decides.
+//! planner cannot resolve although it read the log to its head *after* loading the request, and
+//! whose events the store does not hold either, can never be resolved (its account does not
+//! exist, or never reached that sequence): it becomes a dead letter with that reason. No timer
+//! decides.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -103,7 +104,15 @@ impl<L: EventLog> Planner<L> {
             batch.plan_event(event, &mut folds);
         }
         for request in &requests {
-            batch.resolve(request, &folds, drained);
+            if batch.resolve(request, &folds) || !drained {
+                continue;
+            }
+            // Read to the head after it was loaded and still not reached: unless the store holds
+            // the events it waits for (committed, not yet readable in order), it never will be.
+            let needed = request.after_sequence.unwrap_or(1).max(1);
+            if self.store.stored_sequence(&request.account_id).await? < needed {
+                batch.give_up(request, folds.get(&request.account_id));
+            }
         }
         let to = events.last().map_or(from, |e| e.checkpoint);
         let planned = batch.rows.len();
@@ -273,44 +282,48 @@ impl Batch {
         }
     }
 
-    /// Plans `request` if its account's fold has reached it; dead-letters it if it never can
-    /// (`drained`: the log was read to its head after the request was loaded).
-    fn resolve(
-        &mut self,
-        request: &PendingRequest,
-        folds: &HashMap<String, Contacts>,
-        drained: bool,
-    ) {
+    /// Plans `request` if its account's fold has reached it; says whether it did.
+    fn resolve(&mut self, request: &PendingRequest, folds: &HashMap<String, Contacts>) -> bool {
         let fold = folds.get(&request.account_id);
         let reached = fold.is_some_and(|f| {
             f.last_sequence > 0 && request.after_sequence.is_none_or(|a| f.last_sequence >= a)
         });
-        let dead = |reason: String| DeadPlan {
+        if !reached {
+            return false; // waits for the planner
+        }
+        let plan = serde_json::from_value::<NotificationRequest>(request.params.clone())
+            .map(|r| plan_request(request.source_id.clone(), &r, fold.unwrap_or(&EMPTY)));
+        match plan {
+            Ok(plan) if plan.messages.is_empty() => {
+                self.dead_letter(request, "no verified contact value".to_owned())
+            }
+            Ok(plan) => {
+                self.add(plan);
+                self.resolved.push(request.source_id.clone());
+            }
+            Err(e) => self.dead_letter(request, format!("malformed request: {e}")),
+        }
+        true
+    }
+
+    /// Gives up on a request whose account never reaches it.
+    fn give_up(&mut self, request: &PendingRequest, fold: Option<&Contacts>) {
+        let reason = match (fold, request.after_sequence) {
+            (Some(f), Some(after)) if f.last_sequence > 0 => format!(
+                "the account's events end at sequence {} before {after}",
+                f.last_sequence
+            ),
+            _ => "unknown account".to_owned(),
+        };
+        self.dead_letter(request, reason);
+    }
+
+    fn dead_letter(&mut self, request: &PendingRequest, reason: String) {
+        self.dead.push(DeadPlan {
             source_id: request.source_id.clone(),
             template: "subscribed".to_owned(),
             reason,
-        };
-        if reached {
-            let plan = serde_json::from_value::<NotificationRequest>(request.params.clone())
-                .map(|r| plan_request(request.source_id.clone(), &r, fold.unwrap_or(&EMPTY)));
-            match plan {
-                Ok(plan) if plan.messages.is_empty() => {
-                    self.dead.push(dead("no verified contact value".to_owned()))
-                }
-                Ok(plan) => self.add(plan),
-                Err(e) => self.dead.push(dead(format!("malformed request: {e}"))),
-            }
-        } else if drained {
-            self.dead.push(dead(match (fold, request.after_sequence) {
-                (Some(f), Some(after)) if f.last_sequence > 0 => format!(
-                    "the account's events end at sequence {} before {after}",
-                    f.last_sequence
-                ),
-                _ => "unknown account".to_owned(),
-            }));
-        } else {
-            return; // waits for the planner
-        }
+        });
         self.resolved.push(request.source_id.clone());
     }
 }

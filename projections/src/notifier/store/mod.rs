@@ -39,6 +39,11 @@ pub trait NotifyStore: Send + Sync {
     /// Moves planner `name` back to the start of the log and forgets its contact fold
     /// (operations: plan everything again; rows already planned are kept by their key).
     async fn reset(&self, name: &str) -> Result<(), ReadError>;
+    /// The latest sequence the event store holds for account `account_id` (0: none). Asked
+    /// only before a request is given up on: an event committed but not yet readable in commit
+    /// order (held back behind an older transaction still in flight) must not make a request
+    /// look impossible.
+    async fn stored_sequence(&self, account_id: &str) -> Result<u64, ReadError>;
     /// Up to `limit` waiting subscribed messages, oldest first.
     async fn pending_requests(&self, limit: i64) -> Result<Vec<PendingRequest>, ReadError>;
     /// In one transaction: moves checkpoint `name` from `batch.from` to `batch.to`, stores the

@@ -96,6 +96,17 @@ impl NotifyStore for PgNotifyStore {
         Ok(())
     }
 
+    async fn stored_sequence(&self, account_id: &str) -> Result<u64, ReadError> {
+        let sequence: Option<i64> = sqlx::query_scalar(
+            "SELECT max(sequence) FROM events \
+             WHERE aggregate_type = 'Account' AND aggregate_id = $1",
+        )
+        .bind(account_id)
+        .fetch_one(&self.0)
+        .await?;
+        Ok(sequence.map_or(0, |s| u64::try_from(s).unwrap_or_default()))
+    }
+
     async fn pending_requests(&self, limit: i64) -> Result<Vec<PendingRequest>, ReadError> {
         let rows = sqlx::query(
             "SELECT source_id, account_id, after_sequence, params FROM notification_requests \
