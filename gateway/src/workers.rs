@@ -147,7 +147,11 @@ impl NotifierRole {
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
         let store = notify_store(&self.read);
         let planned = Arc::new(Notify::new());
-        let planner = Planner::new(Arc::new(StoreLog(self.store)), store.clone(), planned.clone());
+        let planner = Planner::new(
+            Arc::new(StoreLog(self.store)),
+            store.clone(),
+            planned.clone(),
+        );
         let worker = Arc::new(Notifier::new(
             store,
             self.bus,
@@ -483,7 +487,11 @@ async fn notify_run(options: &NotifyBench, notifiers: usize) -> anyhow::Result<N
     let (stop, stopping) = watch::channel(false);
     let started = Utc::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let relay = Relay::new(Arc::new(StoreLog(db.store.clone())), read.clone(), bus.clone());
+    let relay = Relay::new(
+        Arc::new(StoreLog(db.store.clone())),
+        read.clone(),
+        bus.clone(),
+    );
     tasks.spawn({
         let stopping = stopping.clone();
         async move { relay.run(Arc::new(Notify::new()), stopped(stopping)).await }

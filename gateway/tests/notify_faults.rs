@@ -1,0 +1,745 @@
+//! The fault suite of issue 11: real processes, real faults, nothing lost.
+//!
+//! A private PostgreSQL (initdb into a temp folder, a free loopback port) and a private
+//! `nats-server -js` (free port, temp store) are started by the test, and two `accountd serve`
+//! processes (the real binary) run against them, each with its own file sink. Clients sign up
+//! through both while the test kills things:
+//! 1. kill -9 of the process holding the locks (relay, projector, planner);
+//! 2. kill -9 of the other one, a notification worker with claimed rows;
+//! 3. NATS killed and started again;
+//! 4. PostgreSQL stopped and started again.
+//!
+//! After each: every acknowledged sign-up's events exist, the `ACCOUNT_EVENTS` stream holds
+//! exactly the store's account events, every message the events ask for (derived from the events
+//! by the notifier's own planning rules) was sent exactly once or is a visible dead letter
+//! (duplicates can only come from the window between a send and its mark, and carry the same
+//! delivery id), and the read models equal a rebuild. The counts are printed, with the
+//! commit-to-send p99 of the messages committed around the worker's kill.
+//!
+//! Skipped, loudly, only where the PostgreSQL or nats-server binaries are absent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use projections::bus::{Bus, BusConfig, StreamKind};
+use projections::notifier::plan::{plan_account_event, Contacts, NotifierEvent};
+use projections::notifier::store::delivery_id;
+use sqlx::{PgPool, Row};
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+const PASSWORD: &str = "Faults-Quiet-92x";
+/// How long a fault lasts, and how long load runs around it.
+const PHASE: Duration = Duration::from_secs(3);
+/// Everything settles within this, or the test fails.
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "accountd_faults_{name}_{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when the test runs as root (initdb refuses
+/// root).
+fn pg_tool(tool: &str) -> Command {
+    let program = format!("{PG_BIN}/{tool}");
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", &program]);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(mut command: Command, what: &str) {
+    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A PostgreSQL cluster of the test's own.
+struct PrivatePg {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn init() -> Self {
+        let dir = scratch_dir("pg");
+        if is_root() {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres"]).arg(&dir);
+                    c
+                },
+                "chown the cluster folder",
+            );
+        }
+        let mut initdb = pg_tool("initdb");
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb");
+        let pg = Self {
+            dir,
+            port: free_port(),
+        };
+        pg.start();
+        pg
+    }
+
+    fn start(&self) {
+        let mut ctl = pg_tool("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("pg.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                self.port,
+                self.dir.display()
+            ))
+            .args(["-w", "start"]);
+        run(ctl, "pg_ctl start");
+    }
+
+    fn stop(&self, mode: &str) {
+        let mut ctl = pg_tool("pg_ctl");
+        ctl.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", mode, "-w", "stop"]);
+        let _ = ctl.output();
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        self.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A `nats-server -js` of the test's own.
+struct PrivateNats {
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateNats {
+    fn start() -> Self {
+        let mut nats = Self {
+            port: free_port(),
+            store: scratch_dir("nats"),
+            child: None,
+        };
+        nats.resume();
+        nats
+    }
+
+    fn resume(&mut self) {
+        let child = Command::new(NATS_SERVER)
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        wait_for_port(self.port);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One `accountd serve` slot: its process (when running), port and data folder (its outbox
+/// survives restarts).
+struct Serve {
+    name: &'static str,
+    port: u16,
+    data: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+impl Serve {
+    fn new(name: &'static str, env: Vec<(String, String)>) -> Self {
+        Self {
+            name,
+            port: free_port(),
+            data: scratch_dir(name),
+            env,
+            child: None,
+        }
+    }
+
+    async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.join("serve.log"))
+            .expect("a log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_accountd"))
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("ACCOUNTD_BIND", format!("127.0.0.1:{}", self.port))
+            .env("ACCOUNTD_DATA_DIR", &self.data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("accountd serve starts");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = client
+                .get(format!("http://127.0.0.1:{}/healthz", self.port))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became healthy",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // SIGKILL
+            let _ = child.wait();
+        }
+    }
+
+    /// Every line of its file sink: (delivery id, sent at).
+    fn outbox(&self) -> Vec<(String, DateTime<Utc>)> {
+        std::fs::read_to_string(self.data.join("outbox.ndjson"))
+            .unwrap_or_default()
+            .lines()
+            // A line cut by a kill -9 is not a message anyone received.
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|v| {
+                let id = v["delivery_id"].as_str()?.to_owned();
+                let at = DateTime::parse_from_rfc3339(v["sent_at"].as_str()?).ok()?;
+                Some((id, at.with_timezone(&Utc)))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// Clients signing up through both processes until stopped; remembers what was acknowledged.
+struct Load {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    acknowledged: Arc<Mutex<Vec<String>>>,
+}
+
+impl Load {
+    fn start(ports: [u16; 2], round: usize, clients: usize, sequence: Arc<AtomicUsize>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let tasks = (0..clients)
+            .map(|client| {
+                let stop = stop.clone();
+                let acknowledged = acknowledged.clone();
+                let sequence = sequence.clone();
+                tokio::spawn(async move {
+                    let http = reqwest::Client::builder()
+                        .timeout(Duration::from_secs(5))
+                        .build()
+                        .expect("an HTTP client");
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = sequence.fetch_add(1, Ordering::Relaxed);
+                        let port = ports[(client + n) % 2];
+                        let answer = http
+                            .post(format!("http://127.0.0.1:{port}/v1/accounts"))
+                            .json(&serde_json::json!({
+                                "login_email": format!("r{round}.n{n}@faults.example.com"),
+                                "password": PASSWORD,
+                            }))
+                            .send()
+                            .await;
+                        match answer {
+                            Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                                if let Some(id) = body["account_id"].as_str() {
+                                    acknowledged.lock().unwrap().push(id.to_owned());
+                                }
+                            }
+                            // Refused or failed (a process or the database is down): not
+                            // acknowledged, so nothing is owed; try the next one.
+                            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            tasks,
+            acknowledged,
+        }
+    }
+
+    async fn finish(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let acknowledged = self.acknowledged.lock().unwrap().clone();
+        acknowledged
+    }
+}
+
+/// What one scenario's check found.
+#[derive(Debug, Default)]
+struct Counts {
+    acknowledged: usize,
+    events: usize,
+    expected: usize,
+    sent: usize,
+    dead: usize,
+    lost: usize,
+    duplicates: usize,
+}
+
+async fn pool(url: &str) -> PgPool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match PgPool::connect(url).await {
+            Ok(pool) => return pool,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "PostgreSQL never answered: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Waits until the relay, the projector and the planner are at the head of the log and no
+/// delivery is left to try.
+async fn settle(db: &PgPool) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let row = sqlx::query(
+            "SELECT (SELECT coalesce(max(position), 0) FROM events), \
+                    (SELECT coalesce(max(position), 0) FROM relay_checkpoints), \
+                    (SELECT coalesce(max(position), 0) FROM projection_checkpoints \
+                      WHERE name = 'profiles'), \
+                    (SELECT coalesce(max(position), 0) FROM notifier_checkpoints), \
+                    (SELECT count(*) FROM notification_deliveries \
+                      WHERE state IN ('pending', 'sending')), \
+                    (SELECT count(*) FROM notification_requests)",
+        )
+        .fetch_one(db)
+        .await;
+        if let Ok(row) = row {
+            let head: i64 = row.get(0);
+            let settled = row.get::<i64, _>(1) == head
+                && row.get::<i64, _>(2) == head
+                && row.get::<i64, _>(3) == head
+                && row.get::<i64, _>(4) == 0
+                && row.get::<i64, _>(5) == 0;
+            if settled {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the system never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The delivery ids the account events ask for, with the commit time of their event: the
+/// notifier's planning rules folded over the store, in each account's order.
+async fn expected_messages(db: &PgPool) -> (usize, HashMap<String, DateTime<Utc>>) {
+    let rows = sqlx::query(
+        "SELECT aggregate_id, sequence, event_type, payload::text, recorded_at FROM events \
+         WHERE aggregate_type = 'Account' ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    let mut folds: HashMap<String, Contacts> = HashMap::new();
+    let mut expected = HashMap::new();
+    for row in &rows {
+        let account: String = row.get(0);
+        let sequence = u64::try_from(row.get::<i64, _>(1)).unwrap();
+        let payload: serde_json::Value = serde_json::from_str(&row.get::<String, _>(3)).unwrap();
+        let event = NotifierEvent::parse(&row.get::<String, _>(2), payload).unwrap();
+        let fold = folds.entry(account.clone()).or_default();
+        let plan = plan_account_event(&account, sequence, &event, fold);
+        for m in plan.messages {
+            expected.insert(
+                delivery_id(&plan.source_id, m.channel.as_str(), &m.recipient),
+                row.get(4),
+            );
+        }
+    }
+    (rows.len(), expected)
+}
+
+/// Checks everything after a scenario; returns the counts and the commit-to-send latency of
+/// each message (ms), by delivery id.
+async fn check(
+    db: &PgPool,
+    nats_url: &str,
+    serves: &[&Serve],
+    acknowledged: &[String],
+) -> (Counts, HashMap<String, f64>) {
+    settle(db).await;
+    // Every acknowledged sign-up's events exist.
+    let accounts: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'Account'",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !accounts.contains(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+
+    // The stream equals the store.
+    let store_ids: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT aggregate_id || ':' || sequence FROM events WHERE aggregate_type = 'Account'",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let stream_ids = read_stream_ids(nats_url).await;
+    assert_eq!(
+        stream_ids, store_ids,
+        "ACCOUNT_EVENTS holds exactly the store"
+    );
+
+    // Every expected message sent exactly once, or a visible dead letter.
+    let (events, expected) = expected_messages(db).await;
+    let mut sent: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+    for serve in serves {
+        for (id, at) in serve.outbox() {
+            sent.entry(id).or_default().push(at);
+        }
+    }
+    let dead: BTreeSet<String> = sqlx::query(
+        "SELECT source_id, channel, recipient FROM notification_deliveries WHERE state = 'dead'",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let (source, channel, recipient): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        delivery_id(&source, &channel, &recipient)
+    })
+    .collect();
+    let lost: Vec<_> = expected
+        .keys()
+        .filter(|id| !sent.contains_key(*id) && !dead.contains(*id))
+        .collect();
+    let unexpected: Vec<_> = sent
+        .keys()
+        .filter(|id| !expected.contains_key(*id))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "messages no event asked for: {unexpected:?}"
+    );
+    let latencies = sent
+        .iter()
+        .filter_map(|(id, at)| {
+            let committed = expected.get(id)?;
+            let first = at.iter().min()?;
+            Some((id.clone(), (*first - *committed).num_milliseconds() as f64))
+        })
+        .collect();
+    let counts = Counts {
+        acknowledged: acknowledged.len(),
+        events,
+        expected: expected.len(),
+        sent: sent.len(),
+        dead: dead.len(),
+        lost: lost.len(),
+        duplicates: sent.values().map(|at| at.len() - 1).sum(),
+    };
+    assert!(lost.is_empty(), "lost messages: {counts:?}");
+
+    // The read models equal a rebuild from the log.
+    let before = dump_read_models(db).await;
+    let rebuilt = Command::new(env!("CARGO_BIN_EXE_accountd"))
+        .args(["project", "rebuild"])
+        .envs(serves[0].env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("accountd project rebuild runs");
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    assert_eq!(
+        dump_read_models(db).await,
+        before,
+        "read models equal a rebuild"
+    );
+    (counts, latencies)
+}
+
+async fn dump_read_models(db: &PgPool) -> Vec<String> {
+    let mut rows = Vec::new();
+    for table in ["profiles", "servers"] {
+        let sql = format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY 1");
+        rows.extend(
+            sqlx::query_scalar::<_, String>(&sql)
+                .fetch_all(db)
+                .await
+                .unwrap(),
+        );
+    }
+    rows
+}
+
+/// The message ids on `ACCOUNT_EVENTS`, read through a throwaway consumer.
+async fn read_stream_ids(nats_url: &str) -> BTreeSet<String> {
+    let bus = Bus::connect(BusConfig {
+        url: Some(nats_url.to_owned()),
+        prefix: String::new(),
+        replicas: 1,
+    })
+    .await
+    .expect("the private NATS");
+    let durable = format!("check{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let consumer = bus
+        .consumer(StreamKind::AccountEvents, &durable)
+        .await
+        .unwrap();
+    let mut deliveries = consumer.deliveries().await.unwrap();
+    let mut ids = BTreeSet::new();
+    let mut copies = 0usize;
+    // Until the stream has nothing more to give for a moment (it was settled before).
+    while let Ok(Some(Ok(delivery))) =
+        tokio::time::timeout(Duration::from_secs(2), deliveries.next()).await
+    {
+        let _ = delivery.ack().await;
+        if !ids.insert(delivery.message_id.unwrap_or_default()) {
+            copies += 1;
+        }
+    }
+    assert_eq!(copies, 0, "an event published twice on the stream");
+    let _ = bus
+        .delete_consumer(StreamKind::AccountEvents, &durable)
+        .await;
+    ids
+}
+
+fn percentile(values: &mut [f64], p: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let i = ((values.len() as f64 - 1.0) * p).round() as usize;
+    values.get(i).copied().unwrap_or_default()
+}
+
+fn report(scenario: &str, counts: &Counts) {
+    println!(
+        "[faults] {scenario}: acknowledged {}, events {}, expected messages {}, sent {}, \
+         dead letters {}, lost {}, duplicates {}",
+        counts.acknowledged,
+        counts.events,
+        counts.expected,
+        counts.sent,
+        counts.dead,
+        counts.lost,
+        counts.duplicates
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
+    let binaries = [
+        format!("{PG_BIN}/initdb"),
+        format!("{PG_BIN}/pg_ctl"),
+        NATS_SERVER.into(),
+    ];
+    if let Some(absent) = binaries.iter().find(|b| !Path::new(b).exists()) {
+        eprintln!("\n\n!!!!! SKIPPED: the notification fault suite needs {absent} !!!!!\n\n");
+        return;
+    }
+    let pg = PrivatePg::init();
+    let mut nats = PrivateNats::start();
+    let key = commands::secrets::generate_key();
+    let env = vec![
+        ("DATABASE_URL".to_owned(), pg.url()),
+        ("NATS_URL".to_owned(), nats.url()),
+        ("ACCOUNTD_SECRET_KEY".to_owned(), key),
+        ("ACCOUNTD_IP_RATE_LIMIT".to_owned(), "100000000".to_owned()),
+    ];
+    let mut a = Serve::new("a", env.clone());
+    let mut b = Serve::new("b", env);
+    // `a` starts first: it takes the relay's, the projector's and the planner's locks.
+    a.start().await;
+    b.start().await;
+    let db = pool(&pg.url()).await;
+    let ports = [a.port, b.port];
+    let sequence = Arc::new(AtomicUsize::new(0));
+    let clients = 8;
+    let mut acknowledged = Vec::new();
+
+    // 1. kill -9 of the lock holder.
+    let load = Load::start(ports, 1, clients, sequence.clone());
+    tokio::time::sleep(PHASE).await;
+    a.kill9();
+    tokio::time::sleep(PHASE).await;
+    a.start().await;
+    tokio::time::sleep(PHASE).await;
+    acknowledged.extend(load.finish().await);
+    let (counts, _) = check(&db, &nats.url(), &[&a, &b], &acknowledged).await;
+    report("kill -9 of the lock holder", &counts);
+
+    // 2. kill -9 of a notification worker with claimed rows (`a` holds no lock now).
+    let load = Load::start(ports, 2, clients, sequence.clone());
+    tokio::time::sleep(PHASE).await;
+    let killed_at = Utc::now();
+    a.kill9();
+    tokio::time::sleep(PHASE).await;
+    a.start().await;
+    tokio::time::sleep(PHASE).await;
+    acknowledged.extend(load.finish().await);
+    let (counts, latencies) = check(&db, &nats.url(), &[&a, &b], &acknowledged).await;
+    report("kill -9 of a notification worker", &counts);
+    // Commit-to-send of the messages committed from 2 s before the kill to 2 s after it.
+    let around: BTreeMap<String, DateTime<Utc>> = {
+        let (_, expected) = expected_messages(&db).await;
+        expected
+            .into_iter()
+            .filter(|(_, at)| (*at - killed_at).num_milliseconds().abs() <= 2000)
+            .collect()
+    };
+    let mut window: Vec<f64> = around
+        .keys()
+        .filter_map(|id| latencies.get(id).copied())
+        .collect();
+    let p99 = percentile(&mut window, 0.99);
+    println!(
+        "[faults] commit-to-send around the worker's kill: {} messages, p99 {:.0} ms",
+        window.len(),
+        p99
+    );
+    assert!(
+        p99 < 10_000.0,
+        "commit-to-send p99 after a worker's kill: {p99} ms"
+    );
+
+    // 3. NATS killed and started again.
+    let load = Load::start(ports, 3, clients, sequence.clone());
+    tokio::time::sleep(PHASE).await;
+    nats.kill();
+    tokio::time::sleep(PHASE).await;
+    nats.resume();
+    tokio::time::sleep(PHASE).await;
+    acknowledged.extend(load.finish().await);
+    let (counts, _) = check(&db, &nats.url(), &[&a, &b], &acknowledged).await;
+    report("NATS killed and restarted", &counts);
+
+    // 4. PostgreSQL stopped and started again.
+    let load = Load::start(ports, 4, clients, sequence.clone());
+    tokio::time::sleep(PHASE).await;
+    pg.stop("fast");
+    tokio::time::sleep(PHASE).await;
+    pg.start();
+    tokio::time::sleep(PHASE).await;
+    acknowledged.extend(load.finish().await);
+    let db = pool(&pg.url()).await;
+    let (counts, _) = check(&db, &nats.url(), &[&a, &b], &acknowledged).await;
+    report("PostgreSQL stopped and started", &counts);
+    assert!(counts.acknowledged > 0, "the load got through");
+}
