@@ -41,9 +41,10 @@ async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {
             .await;
         expected += 2;
     }
-    eventually("the messages of the commands made while NATS is down", || async {
-        outbox(&dir).len() >= expected
-    })
+    eventually(
+        "the messages of the commands made while NATS is down",
+        || async { outbox(&dir).len() >= expected },
+    )
     .await;
 
     // Back on the same port and store: everything arrives, and more goes on.

@@ -248,12 +248,21 @@ async fn every_event_kind_sends_the_right_message_to_the_right_address() {
         .publish_notification_request(b.as_str(), &request)
         .await
         .unwrap();
-    eventually("the request without a recipient as a dead letter", || async {
-        world.notify_store().dead_letters().await.unwrap().iter().any(|d| {
-            d.template == "subscribed"
-                && d.last_error.as_deref() == Some("no verified contact value")
-        })
-    })
+    eventually(
+        "the request without a recipient as a dead letter",
+        || async {
+            world
+                .notify_store()
+                .dead_letters()
+                .await
+                .unwrap()
+                .iter()
+                .any(|d| {
+                    d.template == "subscribed"
+                        && d.last_error.as_deref() == Some("no verified contact value")
+                })
+        },
+    )
     .await;
 
     // A sign-in challenge: its code to its mobile, through the challenge stream.
@@ -265,8 +274,11 @@ async fn every_event_kind_sends_the_right_message_to_the_right_address() {
     inbox.settle_at(steps.seen).await;
     assert_no_leaks(&inbox.all());
     // Every message carried its own delivery id (SMS `Idempotency-Key`, email `Message-ID`).
-    let ids: std::collections::BTreeSet<_> =
-        inbox.all().iter().map(|m| m.delivery_id.clone().expect("a delivery id")).collect();
+    let ids: std::collections::BTreeSet<_> = inbox
+        .all()
+        .iter()
+        .map(|m| m.delivery_id.clone().expect("a delivery id"))
+        .collect();
     assert_eq!(ids.len(), steps.seen);
     running.stop().await;
     world.clean_up().await;
@@ -291,7 +303,12 @@ async fn a_failing_gateway_is_retried_with_backoff_and_gives_up_into_a_dead_lett
     sms.fail_next(usize::MAX);
     world.change_password_free_notice(&id).await;
     eventually("a dead letter", || async {
-        !world.notify_store().dead_letters().await.unwrap().is_empty()
+        !world
+            .notify_store()
+            .dead_letters()
+            .await
+            .unwrap()
+            .is_empty()
     })
     .await;
     let dead = world.notify_store().dead_letters().await.unwrap();

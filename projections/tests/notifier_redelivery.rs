@@ -111,7 +111,12 @@ async fn a_planner_run_again_from_the_start_and_redelivered_requests_send_nothin
     })
     .await;
     eventually("no request waiting", || async {
-        world.notify_store().pending_requests(10).await.unwrap().is_empty()
+        world
+            .notify_store()
+            .pending_requests(10)
+            .await
+            .unwrap()
+            .is_empty()
     })
     .await;
     eventually("nothing left to send", || async {
@@ -133,7 +138,9 @@ async fn two_workers_share_the_log(db: TestDatabase) {
     let two = world.start_notifier(Senders::file(&dir), fast_settings());
     let mut expected = 0;
     for i in 0..20 {
-        world.sign_up_by_email(&format!("share{i}@example.com")).await;
+        world
+            .sign_up_by_email(&format!("share{i}@example.com"))
+            .await;
         expected += 1;
     }
     expected += history(&world).await;
@@ -249,14 +256,25 @@ async fn a_request_waits_for_the_planner_and_one_that_never_can_be_planned_is_a_
         .await
         .unwrap();
     eventually("four requests kept", || async {
-        world.notify_store().pending_requests(10).await.unwrap().len() == 4
+        world
+            .notify_store()
+            .pending_requests(10)
+            .await
+            .unwrap()
+            .len()
+            == 4
     })
     .await;
     assert!(outbox(&dir).is_empty(), "nothing before the planner");
 
     // The planner folds the account in order, then resolves the requests.
     plan_to_the_head(&world, &world.planner(planned)).await;
-    assert!(world.notify_store().pending_requests(10).await.unwrap().is_empty());
+    assert!(world
+        .notify_store()
+        .pending_requests(10)
+        .await
+        .unwrap()
+        .is_empty());
     // Two requests × (verified email + verified mobile), plus the history's 1 + 3 messages.
     eventually("the planned messages", || async { outbox(&dir).len() >= 8 }).await;
     let dead = world.notify_store().dead_letters().await.unwrap();

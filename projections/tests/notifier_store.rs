@@ -7,11 +7,11 @@ mod support_bus;
 use commands::testing::TestDatabase;
 use domain::stored::Checkpoint;
 use domain::Channel;
+use projections::notifier::notify_store;
 use projections::notifier::plan::{Contacts, Planned, Template};
 use projections::notifier::store::{
     Attempt, DeadPlan, NotifyStore, PendingRequest, PlannedBatch, State,
 };
-use projections::notifier::notify_store;
 use serde_json::json;
 use support_bus::read_store;
 
@@ -37,7 +37,10 @@ async fn the_contract(db: TestDatabase) {
     let read = read_store(&db.store);
     read.migrate().await.unwrap();
     let store = notify_store(&read);
-    assert_eq!(store.checkpoint(PLANNER).await.unwrap(), Checkpoint::default());
+    assert_eq!(
+        store.checkpoint(PLANNER).await.unwrap(),
+        Checkpoint::default()
+    );
 
     // A batch: folds, two rows, a dead letter, a resolved request.
     let fold = Contacts {
@@ -53,7 +56,10 @@ async fn the_contract(db: TestDatabase) {
     };
     store.record_request(&request).await.unwrap();
     store.record_request(&request).await.unwrap();
-    assert_eq!(store.pending_requests(10).await.unwrap(), vec![request.clone()]);
+    assert_eq!(
+        store.pending_requests(10).await.unwrap(),
+        vec![request.clone()]
+    );
     let batch = PlannedBatch {
         from: Checkpoint::default(),
         to: at(5),
@@ -96,13 +102,18 @@ async fn the_contract(db: TestDatabase) {
     assert!(store.commit_plan(PLANNER, &again).await.unwrap());
     let rows = store.rows_of("100000000001:3").await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].state, rows[0].next_attempt_ms), (State::Pending, 1_000));
+    assert_eq!(
+        (rows[0].state, rows[0].next_attempt_ms),
+        (State::Pending, 1_000)
+    );
 
     // Claims: due rows, once; again only once the lease ran out, fenced by the attempt count.
     assert!(store.claim_due(999, 2_000, 10).await.unwrap().is_empty());
     let first = store.claim_due(1_000, 2_000, 10).await.unwrap();
     assert_eq!(first.len(), 2);
-    assert!(first.iter().all(|r| r.state == State::Sending && r.attempts == 1));
+    assert!(first
+        .iter()
+        .all(|r| r.state == State::Sending && r.attempts == 1));
     assert!(store.claim_due(1_500, 2_500, 10).await.unwrap().is_empty());
     // The heartbeat keeps one row; the other's lease runs out and another worker claims it.
     let (kept, lapsed) = (&first[0], &first[1]);
@@ -111,9 +122,16 @@ async fn the_contract(db: TestDatabase) {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].source_id, lapsed.source_id);
     assert_eq!(second[0].attempts, 2);
-    assert_eq!(second[0].delivery_id(), lapsed.delivery_id(), "the same id on every attempt");
+    assert_eq!(
+        second[0].delivery_id(),
+        lapsed.delivery_id(),
+        "the same id on every attempt"
+    );
     // The first worker's late outcome changes nothing; the second's counts.
-    store.finish(&[(lapsed.clone(), Attempt::Sent)]).await.unwrap();
+    store
+        .finish(&[(lapsed.clone(), Attempt::Sent)])
+        .await
+        .unwrap();
     let row = &store.rows_of(&lapsed.source_id).await.unwrap()[0];
     assert_eq!((row.state, row.attempts), (State::Sending, 2));
     store
@@ -129,16 +147,28 @@ async fn the_contract(db: TestDatabase) {
         ])
         .await
         .unwrap();
-    assert_eq!(store.rows_of(&lapsed.source_id).await.unwrap()[0].state, State::Sent);
+    assert_eq!(
+        store.rows_of(&lapsed.source_id).await.unwrap()[0].state,
+        State::Sent
+    );
     let retried = &store.rows_of(&kept.source_id).await.unwrap()[0];
     assert_eq!(
-        (retried.state, retried.next_attempt_ms, retried.last_error.as_deref()),
+        (
+            retried.state,
+            retried.next_attempt_ms,
+            retried.last_error.as_deref()
+        ),
         (State::Pending, 7_000, Some("SMS gateway answered 503"))
     );
     let third = store.claim_due(7_000, 8_000, 10).await.unwrap();
     assert_eq!(third.len(), 1);
     store
-        .finish(&[(third[0].clone(), Attempt::Dead { error: "refused".into() })])
+        .finish(&[(
+            third[0].clone(),
+            Attempt::Dead {
+                error: "refused".into(),
+            },
+        )])
         .await
         .unwrap();
 
@@ -157,7 +187,13 @@ async fn the_contract(db: TestDatabase) {
     let dead = store.dead_letters().await.unwrap();
     let reasons: Vec<_> = dead
         .iter()
-        .map(|d| (d.source_id.as_str(), d.channel.as_str(), d.last_error.as_deref()))
+        .map(|d| {
+            (
+                d.source_id.as_str(),
+                d.channel.as_str(),
+                d.last_error.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(dead.len(), 3, "{dead:?}");
     assert!(reasons.contains(&("request:r2", "none", Some("unknown account"))));
@@ -168,8 +204,15 @@ async fn the_contract(db: TestDatabase) {
 
     // A reset moves the planner back and forgets the folds; the rows stay.
     store.reset(PLANNER).await.unwrap();
-    assert_eq!(store.checkpoint(PLANNER).await.unwrap(), Checkpoint::default());
-    assert!(store.contacts(&["100000000001".into()]).await.unwrap().is_empty());
+    assert_eq!(
+        store.checkpoint(PLANNER).await.unwrap(),
+        Checkpoint::default()
+    );
+    assert!(store
+        .contacts(&["100000000001".into()])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.counts().await.unwrap().len(), 2);
 }
 

@@ -346,14 +346,28 @@ impl Notifier {
                 let at_ms = now_ms() + millis(self.backoff(row.attempts));
                 metrics::counter!("accountd_notifications_failed_total", "channel" => channel.to_owned())
                     .increment(1);
-                warn!(source_id, channel, template, attempts = row.attempts, error, "send failed; will retry");
+                warn!(
+                    source_id,
+                    channel,
+                    template,
+                    attempts = row.attempts,
+                    error,
+                    "send failed; will retry"
+                );
                 Attempt::Retry { at_ms, error }
             }
             Err(Failure::Transient(error) | Failure::Permanent(error)) => {
                 metrics::counter!("accountd_notifications_dead_letter_total",
                     "channel" => channel.to_owned(), "template" => template.to_owned())
                 .increment(1);
-                warn!(source_id, channel, template, attempts = row.attempts, error, "message dead-lettered");
+                warn!(
+                    source_id,
+                    channel,
+                    template,
+                    attempts = row.attempts,
+                    error,
+                    "message dead-lettered"
+                );
                 Attempt::Dead { error }
             }
         }
@@ -400,7 +414,10 @@ impl Notifier {
         while !*stopped.borrow() {
             if let Ok(counts) = self.store.counts().await {
                 for state in ["pending", "sending", "sent", "dead"] {
-                    let n = counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| s == state)
+                        .map_or(0, |(_, n)| *n);
                     metrics::gauge!("accountd_notifications_deliveries", "state" => state)
                         .set(n as f64);
                 }

@@ -28,7 +28,9 @@ use serde::Deserialize;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, warn};
 
-use super::plan::{plan_account_event, plan_challenge, plan_request, Contacts, NotifierEvent, Plan};
+use super::plan::{
+    plan_account_event, plan_challenge, plan_request, Contacts, NotifierEvent, Plan,
+};
 use super::store::{now_ms, DeadPlan, NotifyStore, PendingRequest, PlannedBatch};
 use super::NotifyError;
 use crate::bus::NotificationRequest;
@@ -144,7 +146,9 @@ impl<L: EventLog> Planner<L> {
                 .increment(dead as u64);
         }
         if let Some(newest) = events.last() {
-            let lag = (chrono::Utc::now() - newest.recorded_at).num_milliseconds().max(0);
+            let lag = (chrono::Utc::now() - newest.recorded_at)
+                .num_milliseconds()
+                .max(0);
             metrics::gauge!("accountd_notifier_planner_lag_seconds").set(lag as f64 / 1000.0);
         }
         debug!(events = events.len(), planned, resolved, dead, "planned");

@@ -833,7 +833,11 @@ fn parse_email(data: &str) -> (String, String, Option<String>) {
     let message_id = head
         .lines()
         .find_map(|l| l.strip_prefix("Message-ID: "))
-        .map(|id| id.trim_matches(['<', '>']).trim_end_matches("@accountd").to_owned());
+        .map(|id| {
+            id.trim_matches(['<', '>'])
+                .trim_end_matches("@accountd")
+                .to_owned()
+        });
     let subject = head
         .lines()
         .find_map(|l| l.strip_prefix("Subject: "))

@@ -34,8 +34,10 @@ pub trait NotifyStore: Send + Sync {
     /// Where planner `name` is in the log (the start when it never planned).
     async fn checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError>;
     /// The folded contact values of those of `account_ids` the planner has seen.
-    async fn contacts(&self, account_ids: &[String])
-        -> Result<HashMap<String, Contacts>, ReadError>;
+    async fn contacts(
+        &self,
+        account_ids: &[String],
+    ) -> Result<HashMap<String, Contacts>, ReadError>;
     /// Moves planner `name` back to the start of the log and forgets its contact fold
     /// (operations: plan everything again; rows already planned are kept by their key).
     async fn reset(&self, name: &str) -> Result<(), ReadError>;

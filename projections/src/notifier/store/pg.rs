@@ -262,7 +262,10 @@ impl NotifyStore for PgNotifyStore {
               WHERE d.source_id = due.source_id AND d.channel = due.channel \
                 AND d.recipient = due.recipient \
              RETURNING {}",
-            ROW.replace("source_id, channel, recipient", "d.source_id, d.channel, d.recipient")
+            ROW.replace(
+                "source_id, channel, recipient",
+                "d.source_id, d.channel, d.recipient"
+            )
         );
         let rows = sqlx::query(&sql)
             .bind(now_ms)
