@@ -9,9 +9,7 @@ use domain::stored::Checkpoint;
 use domain::Channel;
 use projections::notifier::notify_store;
 use projections::notifier::plan::{Contacts, Planned, Template};
-use projections::notifier::store::{
-    Attempt, DeadPlan, NotifyStore, PendingRequest, PlannedBatch, State,
-};
+use projections::notifier::store::{Attempt, DeadPlan, PendingRequest, PlannedBatch, State};
 use serde_json::json;
 use support_bus::read_store;
 
@@ -117,7 +115,10 @@ async fn the_contract(db: TestDatabase) {
     assert!(store.claim_due(1_500, 2_500, 10).await.unwrap().is_empty());
     // The heartbeat keeps one row; the other's lease runs out and another worker claims it.
     let (kept, lapsed) = (&first[0], &first[1]);
-    store.extend_leases(&[kept.clone()], 4_000).await.unwrap();
+    store
+        .extend_leases(std::slice::from_ref(kept), 4_000)
+        .await
+        .unwrap();
     let second = store.claim_due(2_001, 3_000, 10).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].source_id, lapsed.source_id);
