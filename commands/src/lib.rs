@@ -9,7 +9,7 @@
 //!   lost race for a sequence.
 //! - [`context`]: who issued a command and from where (becomes event metadata).
 //! - [`claims`]: values owned by at most one account (login email, login mobile, server IP).
-//! - [`hasher`]: Argon2id on a bounded blocking pool, refusing work beyond capacity.
+//! - [`hasher`]: Argon2id on a bounded blocking pool in reused memory, queueing a bounded wait.
 //! - [`secrets`]: the keyring behind code HMACs, token digests, sealing and decoys.
 //! - [`service`]: the `CommandService`: executing account commands, claims, rate limits.
 //! - [`flows`]: one file per flow the gateway calls (sign-up, sign-in, step-up, contact and
