@@ -98,7 +98,10 @@ impl PasswordHasher {
             let taken = memory.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut blocks = taken.unwrap_or_default();
             let result = work(&mut blocks);
-            memory.lock().unwrap_or_else(|e| e.into_inner()).push(blocks);
+            memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(blocks);
             result
         })
         .await

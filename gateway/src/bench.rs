@@ -17,8 +17,16 @@ use domain::{AccountCommand, SessionId};
 
 use crate::config::Config;
 
+mod http;
+mod load;
+
+use load::{measure, InsertBaseline};
+
 #[derive(Subcommand)]
 pub enum Bench {
+    /// Over real HTTP: reads, cheap commands and password checks at 1-128 connections, each
+    /// beside its floor measured in the same run, and the server's peak memory.
+    Http(http::HttpBench),
     /// Commands/s through `CommandService` on PostgreSQL vs. a pgbench-style insert baseline.
     Commands {
         /// Seconds per measurement.
@@ -95,6 +103,7 @@ pub enum Bench {
 
 pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
     match bench {
+        Bench::Http(args) => http::run(args).await,
         Bench::Commands {
             seconds,
             clients,
@@ -368,61 +377,6 @@ mod reqwest_like {
     }
 }
 
-/// Latencies of one measurement.
-struct Run {
-    ops: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Run {
-    fn per_second(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile(&mut self, p: f64) -> Duration {
-        self.latencies.sort_unstable();
-        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies.get(i).copied().unwrap_or_default()
-    }
-}
-
-/// Runs `clients` tasks doing `op(client, i)` for `duration`.
-async fn measure<F, Fut>(clients: usize, duration: Duration, op: F) -> anyhow::Result<Run>
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let op = Arc::new(op);
-    let start = Instant::now();
-    let deadline = start + duration;
-    let tasks: Vec<_> = (0..clients)
-        .map(|client| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut i = 0;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    op(client, i).await?;
-                    latencies.push(t.elapsed());
-                    i += 1;
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    Ok(Run {
-        ops: latencies.len(),
-        elapsed: start.elapsed(),
-        latencies,
-    })
-}
-
 async fn commands_bench(
     duration: Duration,
     client_counts: &[usize],
@@ -433,9 +387,7 @@ async fn commands_bench(
     let Store::Postgres(pool) = db.store.clone() else {
         anyhow::bail!("the commands benchmark runs on PostgreSQL");
     };
-    sqlx::query("CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, payload json NOT NULL)")
-        .execute(&pool)
-        .await?;
+    let baseline_insert = InsertBaseline::new(pool).await?;
 
     let service = Arc::new(CommandService::new(
         db.store.clone(),
@@ -463,13 +415,6 @@ async fn commands_bench(
         accounts.push((signed_up.account_id, session));
     }
     let accounts: Arc<Vec<(AccountId, SessionId)>> = Arc::new(accounts);
-    let payload = serde_json::json!({
-        "previous": "someone.before@example.com", "email": "someone.after@example.com",
-        "code_id": "0192f4c8-8f2e-7bb4-a0a8-3c9d7a1e2b3c",
-        "metadata": {"actor": "account:100000000001", "request_id": "0192f4c8-8f2e-7bb4", "ip": "203.0.113.7"},
-        "padding": "x".repeat(60)
-    });
-
     println!(
         "accountd bench commands: {}s per run, contact email change per command",
         duration.as_secs()
@@ -479,25 +424,11 @@ async fn commands_bench(
         "clients", "commands/s", "p50 ms", "p99 ms", "baseline/s", "p50 ms", "p99 ms", "ratio"
     );
     for &clients in client_counts {
-        let baseline_pool = pool.clone();
-        let payload = payload.clone();
-        let mut baseline = measure(clients, duration, move |client, _| {
-            let pool = baseline_pool.clone();
-            let payload = payload.clone();
-            async move {
-                sqlx::query("INSERT INTO bench_baseline (aggregate_id, payload) VALUES ($1, $2)")
-                    .bind(client.to_string())
-                    .bind(payload)
-                    .execute(&pool)
-                    .await?;
-                Ok(())
-            }
-        })
-        .await?;
+        let baseline = baseline_insert.measure(clients, duration).await?;
 
         let service = service.clone();
         let accounts = accounts.clone();
-        let mut run = measure(clients, duration, move |client, i| {
+        let run = measure(clients, duration, move |client, i| {
             let service = service.clone();
             let accounts = accounts.clone();
             async move {
@@ -513,7 +444,7 @@ async fn commands_bench(
                 service
                     .execute(id, command, &CommandContext::system())
                     .await?;
-                Ok(())
+                Ok(true)
             }
         })
         .await?;
