@@ -56,6 +56,24 @@ pub struct HttpBench {
     /// NATS for the server it starts; unset: the in-process bus.
     #[arg(long)]
     nats_url: Option<String>,
+    /// Only these workloads (all when unset), e.g. to profile one.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Workload>,
+}
+
+/// The workloads, in the order they run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// `PUT /v1/me/contact-email`, one account under every connection.
+    ContactOneAccount,
+    /// `PUT /v1/me/contact-email`, one account per connection.
+    ContactManyAccounts,
+    /// `GET /v1/me`.
+    Me,
+    /// `POST /v1/sessions` with a password.
+    SignIn,
+    /// `POST /v1/accounts` with a password.
+    SignUp,
 }
 
 /// The server under test: a child `accountd serve`, or one at `--url`.
@@ -340,6 +358,8 @@ pub async fn run(mut args: HttpBench) -> anyhow::Result<()> {
         args.seconds = 1;
         args.connections = vec![1, 8];
     }
+    let only = args.only.clone();
+    let runs = move |workload: Workload| only.is_empty() || only.contains(&workload);
     let duration = Duration::from_secs(args.seconds);
     let most = args.connections.iter().copied().max().unwrap_or(1);
     let server = Server::start(&args).await?;
@@ -412,57 +432,63 @@ pub async fn run(mut args: HttpBench) -> anyhow::Result<()> {
         }
     }
 
-    header("GET /v1/me", "GET /healthz");
-    for &connections in &args.connections {
-        let floor = load
-            .run(connections, duration, |load, http, _, _| {
-                http.get(load.url("/healthz"))
-            })
-            .await?;
-        let tokens = tokens.clone();
-        let me = load
-            .run(connections, duration, move |load, http, c, _| {
-                http.get(load.url("/v1/me")).bearer_auth(&tokens[c])
-            })
-            .await?;
-        row(
-            connections,
-            &me,
-            floor.per_second(),
-            Some(floor.percentile(0.99)),
+    if runs(Workload::Me) {
+        header("GET /v1/me", "GET /healthz");
+        for &connections in &args.connections {
+            let floor = load
+                .run(connections, duration, |load, http, _, _| {
+                    http.get(load.url("/healthz"))
+                })
+                .await?;
+            let tokens = tokens.clone();
+            let me = load
+                .run(connections, duration, move |load, http, c, _| {
+                    http.get(load.url("/v1/me")).bearer_auth(&tokens[c])
+                })
+                .await?;
+            row(
+                connections,
+                &me,
+                floor.per_second(),
+                Some(floor.percentile(0.99)),
+            );
+        }
+    }
+
+    if runs(Workload::SignIn) {
+        header(
+            "POST /v1/sessions (password sign-in)",
+            "raw Argon2id on every core",
         );
+        for &connections in &args.connections {
+            let logins = logins.clone();
+            let sign_in = load
+                .run(connections, duration, move |load, http, c, _| {
+                    http.post(load.url("/v1/sessions"))
+                        .json(&json!({"login": logins[c], "password": PASSWORD}))
+                })
+                .await?;
+            row(connections, &sign_in, argon2, None);
+        }
     }
 
-    header(
-        "POST /v1/sessions (password sign-in)",
-        "raw Argon2id on every core",
-    );
-    for &connections in &args.connections {
-        let logins = logins.clone();
-        let sign_in = load
-            .run(connections, duration, move |load, http, c, _| {
-                http.post(load.url("/v1/sessions"))
-                    .json(&json!({"login": logins[c], "password": PASSWORD}))
-            })
-            .await?;
-        row(connections, &sign_in, argon2, None);
-    }
-
-    header(
-        "POST /v1/accounts (sign-up with a password)",
-        "raw Argon2id on every core",
-    );
-    for &connections in &args.connections {
-        let run_id = run.clone();
-        let sign_up = load
-            .run(connections, duration, move |load, http, c, i| {
-                http.post(load.url("/v1/accounts")).json(&json!({
-                    "login_email": format!("s.{run_id}.{connections}.{c}.{i}@example.com"),
-                    "password": PASSWORD,
-                }))
-            })
-            .await?;
-        row(connections, &sign_up, argon2, None);
+    if runs(Workload::SignUp) {
+        header(
+            "POST /v1/accounts (sign-up with a password)",
+            "raw Argon2id on every core",
+        );
+        for &connections in &args.connections {
+            let run_id = run.clone();
+            let sign_up = load
+                .run(connections, duration, move |load, http, c, i| {
+                    http.post(load.url("/v1/accounts")).json(&json!({
+                        "login_email": format!("s.{run_id}.{connections}.{c}.{i}@example.com"),
+                        "password": PASSWORD,
+                    }))
+                })
+                .await?;
+            row(connections, &sign_up, argon2, None);
+        }
     }
 
     println!();
