@@ -93,3 +93,16 @@ fn the_quick_http_benchmark_runs_every_workload_on_postgres() {
 fn the_quick_http_benchmark_runs_every_workload_on_the_embedded_store() {
     assert_quick_run(&quick_bench(&["--embedded"]));
 }
+
+#[test]
+fn only_the_workloads_asked_for_run() {
+    let out = quick_bench(&["--only", "me"]);
+    assert_eq!(rows(&out, "GET /v1/me").len(), 2);
+    for title in [
+        "PUT /v1/me/contact-email",
+        "POST /v1/sessions",
+        "POST /v1/accounts",
+    ] {
+        assert!(!out.contains(title), "{title} ran:\n{out}");
+    }
+}
