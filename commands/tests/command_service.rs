@@ -520,7 +520,10 @@ async fn a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes(d
             .admit_sms_code(to.clone(), commands::flows::SmsPurpose::Signup)
             .await
             .unwrap();
-        service.send_sms_code(ticket.clone(), &context).await.unwrap();
+        service
+            .send_sms_code(ticket.clone(), &context)
+            .await
+            .unwrap();
         tickets.push(ticket.code_id);
         // Past the one-a-minute cooldown, as a person asking again would be.
         clock.advance(chrono::Duration::seconds(61));
@@ -532,7 +535,10 @@ async fn a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes(d
         .sign_up_with_mobile(to.clone(), &tickets[0], first, &context)
         .await;
     assert!(
-        matches!(replaced, Err(ServiceError::Domain(DomainError::CodeExpired))),
+        matches!(
+            replaced,
+            Err(ServiceError::Domain(DomainError::CodeExpired))
+        ),
         "the replaced code is expired: {replaced:?}"
     );
     service

@@ -217,7 +217,11 @@ fn a_challenge_replaced_by_a_newer_request_answers_code_expired() {
         code: code(DEFAULT_CODE),
         newest_request_at: Some(t0() + Duration::seconds(61)),
     };
-    let result = run(issued(CodePurpose::Login), t0() + Duration::seconds(62), newer);
+    let result = run(
+        issued(CodePurpose::Login),
+        t0() + Duration::seconds(62),
+        newer,
+    );
     assert_eq!(result, Err(DomainError::CodeExpired));
 }
 
@@ -229,7 +233,12 @@ fn the_request_that_issued_a_challenge_does_not_replace_it() {
         code: code(DEFAULT_CODE),
         newest_request_at: Some(t0() - Duration::milliseconds(5)),
     };
-    let events = run(issued(CodePurpose::Login), t0() + Duration::seconds(10), own).unwrap();
+    let events = run(
+        issued(CodePurpose::Login),
+        t0() + Duration::seconds(10),
+        own,
+    )
+    .unwrap();
     assert!(matches!(
         events.as_slice(),
         [ChallengeEvent::ChallengePassed { .. }]

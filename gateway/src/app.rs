@@ -2,7 +2,6 @@
 //! end-to-end tests start on port 0.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +85,8 @@ impl Application {
                 service_tokens,
                 reminder_after_days: PasswordPolicy::default().reminder_after_days,
                 request_timeout: Duration::from_secs(15),
+                body_read_timeout: Duration::from_secs(10),
+                header_read_timeout: Duration::from_secs(10),
             }),
             metrics: metrics_handle(),
         };
@@ -143,14 +144,15 @@ impl Application {
             .into_iter()
             .map(|worker| tokio::spawn(worker(stopping.clone())))
             .collect();
-        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let header_read_timeout = self.state.http.header_read_timeout;
+        let app = http::router(self.state);
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = http::serve::serve(self.listener, app, header_read_timeout, async move {
             shutdown.await;
             let _ = drained_tx.send(());
         });
         let served = tokio::select! {
-            served = server => served.context("serving HTTP"),
+            () = server => Ok(()),
             () = async {
                 let _ = drained_rx.await;
                 tokio::time::sleep(Duration::from_secs(10)).await;

@@ -1,5 +1,8 @@
 //! Cross-cutting request handling: per-IP limits on public routes, Idempotency-Key on POST
-//! commands, a request timeout answered as a problem, and request metrics.
+//! commands, a request timeout answered as a problem, and request metrics; and the hardening
+//! every request gets (issue 13): bounded client headers, the body read whole before any
+//! handler (early 413, 408 for a body that never arrives), no NUL in the target, `no-store` on
+//! every answer, and a problem document for every error.
 
 use std::time::Instant;
 
@@ -16,12 +19,16 @@ use super::error::ApiError;
 use super::extract::{client_of, payload_too_large};
 use super::{AppState, BODY_LIMIT};
 
-/// The route template (`/v1/password-resets/{token}`), or the path when none matched.
+/// What requests that match no route are counted under: a path is chosen by the client, so
+/// using it as a label would grow the metrics without bound (and could carry a reset token).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The route template (`/v1/password-resets/{token}`), or [`UNMATCHED_ROUTE`].
 fn route_of(request: &Request) -> String {
-    request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |p| p.as_str().to_owned(),
-    )
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned())
 }
 
 /// Per client IP and public route: `ACCOUNTD_IP_RATE_LIMIT` requests a minute (0 is off).
@@ -32,10 +39,14 @@ pub async fn ip_limit(State(state): State<AppState>, request: Request, next: Nex
     }
     let (parts, body) = request.into_parts();
     let client = client_of(&parts, &state);
-    let route = format!("{} {}", parts.method, {
+    let route = {
         let request = Request::from_parts(parts.clone(), Body::empty());
-        route_of(&request)
-    });
+        // Unmatched requests share one bucket whatever their method (which the client picks).
+        match route_of(&request) {
+            route if route == UNMATCHED_ROUTE => route,
+            route => format!("{} {route}", parts.method),
+        }
+    };
     match state
         .store
         .admit_request(&client.ip_key(), &route, per_minute, state.service.now())
@@ -61,10 +72,29 @@ pub async fn timeout(State(state): State<AppState>, request: Request, next: Next
     }
 }
 
+/// The method as a metrics label: the standard ones, else `other` (a client can send any token).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
 /// Counts requests and their latency by method, route and status.
 pub async fn record_metrics(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = route_of(&request);
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
