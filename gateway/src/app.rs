@@ -101,6 +101,17 @@ impl Application {
         })
     }
 
+    /// Every role in one process, as `accountd serve` runs it, and as the end-to-end tests start
+    /// it (one composition for both): the bus (in-process unless `NATS_URL` is set), the HTTP
+    /// gateway, the projector, and the relay, notifier, reminder sweep and audit anchors.
+    pub async fn serve(config: &Config) -> anyhow::Result<Self> {
+        let bus = crate::workers::connect_bus(config).await?;
+        let notifications = Arc::new(crate::workers::BusNotifications(bus.clone()));
+        let app = Self::build(config.clone(), notifications).await?;
+        let projector = app.projector();
+        crate::workers::attach(app.with_worker(projector), config, bus)
+    }
+
     /// The projector as a background role (keeps the read models).
     pub fn projector(&self) -> Worker {
         let log = Arc::new(StoreLog(self.state.store.clone()));

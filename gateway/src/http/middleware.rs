@@ -15,7 +15,7 @@ use commands::Store;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::error::ApiError;
+use super::error::{ApiError, Fault};
 use super::extract::{client_of, payload_too_large};
 use super::{AppState, BODY_LIMIT};
 
@@ -91,17 +91,50 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("other", Method::as_str)
 }
 
-/// Counts requests and their latency by method, route and status.
-pub async fn record_metrics(request: Request, next: Next) -> Response {
+/// The request span of the `TraceLayer`: what every log line of a request carries. The route
+/// template, never the path (which can hold a reset token).
+pub fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = method_label(request.method()),
+        route = %route_of(request),
+        request_id = %request_id,
+    )
+}
+
+/// Counts requests and their latency by method, route and status, and writes the access log:
+/// one line per request (method, route template, status, latency, request id in its span), and
+/// the cause of a server failure, once.
+pub async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method()).to_owned();
     let route = route_of(&request);
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some(Fault(cause)) = response.extensions().get::<Fault>() {
+        tracing::error!(status, cause = %cause, "request failed");
+    }
+    tracing::info!(
+        target: "accountd::access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("accountd_http_requests_total", &labels).increment(1);
-    metrics::histogram!("accountd_http_request_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("accountd_http_request_seconds", &labels).record(latency.as_secs_f64());
     response
 }
 
@@ -339,5 +372,63 @@ impl IdempotencyRecord<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_failure_is_logged_once_with_its_cause_and_the_route_template() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = Router::new()
+            .route(
+                "/v1/things/{token}",
+                get(|| async { ApiError::fault("the store", "disk on fire") }),
+            )
+            .layer(axum::middleware::from_fn(access_log));
+        let request = Request::builder()
+            .uri("/v1/things/secret-token-123")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("disk on fire"));
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("disk on fire").count(), 1, "{log}");
+        assert_eq!(log.matches("accountd::access").count(), 1, "{log}");
+        assert!(log.contains("/v1/things/{token}"), "{log}");
+        assert!(!log.contains("secret-token-123"), "{log}");
     }
 }

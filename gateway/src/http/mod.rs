@@ -4,7 +4,8 @@
 //! # Layout
 //! - `error.rs`: problem+json and the one mapping from domain and service errors.
 //! - `extract.rs`: JSON bodies, bearer sessions, service callers, client context.
-//! - `middleware.rs`: request ids, per-IP limits, idempotency keys, timeouts, metrics.
+//! - `middleware.rs`: per-IP limits, idempotency keys, timeouts, the request span, the access
+//!   log (one line per request, and a server failure's cause once) and metrics.
 //! - `hardening.rs`: bounded request ids, the body read with a deadline, `no-store`, problem
 //!   documents for every error.
 //! - `serve.rs`: the HTTP/1 and HTTP/2 server with a header-read timeout.
@@ -32,6 +33,7 @@ use commands::{CommandService, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
 use projections::ReadStore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use extract::Role;
 
@@ -113,7 +115,15 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), middleware::idempotency))
         .layer(from_fn_with_state(state.clone(), middleware::timeout))
         .layer(from_fn_with_state(state.clone(), hardening::read_body))
-        .layer(from_fn(middleware::record_metrics))
+        .layer(from_fn(middleware::access_log))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::extract::Request| {
+                    middleware::request_span(request)
+                })
+                // Failures are logged once, with their cause, by `access_log`.
+                .on_failure(()),
+        )
         .layer(from_fn(hardening::no_store))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
