@@ -118,6 +118,32 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// When the newest counted send to `target` for `purpose` was admitted: a code issued
+    /// before it has been replaced (SPEC §2).
+    pub async fn newest_send(
+        &self,
+        target: &str,
+        purpose: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        const SQL: &str = "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2";
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar(SQL)
+                    .bind(target)
+                    .bind(purpose)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(&SQL.replace('$', "?"))
+                    .bind(target)
+                    .bind(purpose)
+                    .fetch_one(pool)
+                    .await?
+            }
+        })
+    }
+
     /// Counts one request from `client_ip` to `route` at `now` against `per_minute`.
     pub async fn admit_request(
         &self,

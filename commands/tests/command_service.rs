@@ -33,6 +33,7 @@ on_both_backends!(
     the_chain_of_a_stream_read_back_through_the_reader_verifies,
     a_verification_code_is_stored_only_as_a_keyed_digest_and_a_sealed_copy,
     no_stored_event_holds_the_password_in_clear,
+    a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes,
 );
 
 async fn sign_up_by_email_commits_the_registration_and_a_code_under_a_new_account_id(
@@ -488,4 +489,60 @@ async fn no_stored_event_holds_the_password_in_clear(db: TestDatabase) {
             .unwrap(),
     };
     assert!(claims.iter().all(|v| !v.contains(PASSWORD)));
+}
+
+/// The six-digit code of the SMS challenge `code_id`, opened from its stored event.
+async fn challenge_code(store: &commands::Store, code_id: &str) -> VerificationCode {
+    let rows = stream_rows(store, code_id).await;
+    let domain::ChallengeEvent::ChallengeIssued { sealed_code, .. } =
+        from_payload::<domain::ChallengeEvent>(
+            &rows[0].event_type,
+            &rows[0].event_version,
+            rows[0].payload.clone(),
+        )
+        .unwrap()
+    else {
+        unreachable!("a challenge starts with its issue");
+    };
+    VerificationCode::parse(&keyring().open(&sealed_code).unwrap()).unwrap()
+}
+
+/// SPEC §2: a newer code for the same purpose and target replaces the older one, which then
+/// answers `code_expired` (issue 13, finding 1).
+async fn a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes(db: TestDatabase) {
+    let clock = Arc::new(TestClock::new(t0()));
+    let service = service_with_clock(&db.store, clock.clone());
+    let context = CommandContext::system();
+    let to = mobile(4242);
+    let mut tickets = Vec::new();
+    for _ in 0..2 {
+        let ticket = service
+            .admit_sms_code(to.clone(), commands::flows::SmsPurpose::Signup)
+            .await
+            .unwrap();
+        service
+            .send_sms_code(ticket.clone(), &context)
+            .await
+            .unwrap();
+        tickets.push(ticket.code_id);
+        // Past the one-a-minute cooldown, as a person asking again would be.
+        clock.advance(chrono::Duration::seconds(61));
+    }
+    let first = challenge_code(&db.store, &tickets[0]).await;
+    let second = challenge_code(&db.store, &tickets[1]).await;
+
+    let replaced = service
+        .sign_up_with_mobile(to.clone(), &tickets[0], first, &context)
+        .await;
+    assert!(
+        matches!(
+            replaced,
+            Err(ServiceError::Domain(DomainError::CodeExpired))
+        ),
+        "the replaced code is expired: {replaced:?}"
+    );
+    service
+        .sign_up_with_mobile(to, &tickets[1], second, &context)
+        .await
+        .expect("the newest code signs up");
 }

@@ -27,6 +27,9 @@ pub enum ChallengeCommand {
         mobile: Mobile,
         purpose: CodePurpose,
         code: VerificationCode,
+        /// When the newest code for this mobile and purpose was asked for, if known. A request
+        /// made after this challenge was issued replaced it (SPEC §2: `code_expired`).
+        newest_request_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -122,6 +125,7 @@ impl Challenge {
                 mobile,
                 purpose,
                 code,
+                newest_request_at,
             } => {
                 // A challenge never issued answers like a wrong code, so that probing ids
                 // tells nothing; it records nothing either.
@@ -132,6 +136,12 @@ impl Challenge {
                     return Err(DomainError::CodeExpired);
                 }
                 let check = if pending.purpose == purpose && pending.target == mobile.as_str() {
+                    // The code is issued after its request was counted, so a request counted
+                    // after the issue is a newer one for the same slot.
+                    let issued_at = pending.expires_at - CODE_TTL;
+                    if newest_request_at.is_some_and(|newest| newest > issued_at) {
+                        return Err(DomainError::CodeExpired);
+                    }
                     pending.check(id, &code, now, services.secrets.as_ref())
                 } else {
                     // A code is bound to its purpose and target: any other is wrong.

@@ -23,6 +23,7 @@ fn pass(mobile_value: &str, purpose: CodePurpose, code_value: &str) -> Challenge
         mobile: mobile(mobile_value),
         purpose,
         code: code(code_value),
+        newest_request_at: None,
     }
 }
 
@@ -206,4 +207,40 @@ fn a_challenge_never_issued_answers_invalid_code_and_records_nothing() {
         .given_no_previous_events()
         .when(pass(LOGIN_MOBILE, CodePurpose::Signup, DEFAULT_CODE))
         .then_expect_error(DomainError::InvalidCode);
+}
+
+#[test]
+fn a_challenge_replaced_by_a_newer_request_answers_code_expired() {
+    let newer = ChallengeCommand::Pass {
+        mobile: mobile(LOGIN_MOBILE),
+        purpose: CodePurpose::Login,
+        code: code(DEFAULT_CODE),
+        newest_request_at: Some(t0() + Duration::seconds(61)),
+    };
+    let result = run(
+        issued(CodePurpose::Login),
+        t0() + Duration::seconds(62),
+        newer,
+    );
+    assert_eq!(result, Err(DomainError::CodeExpired));
+}
+
+#[test]
+fn the_request_that_issued_a_challenge_does_not_replace_it() {
+    let own = ChallengeCommand::Pass {
+        mobile: mobile(LOGIN_MOBILE),
+        purpose: CodePurpose::Login,
+        code: code(DEFAULT_CODE),
+        newest_request_at: Some(t0() - Duration::milliseconds(5)),
+    };
+    let events = run(
+        issued(CodePurpose::Login),
+        t0() + Duration::seconds(10),
+        own,
+    )
+    .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [ChallengeEvent::ChallengePassed { .. }]
+    ));
 }

@@ -2,7 +2,6 @@
 //! end-to-end tests start on port 0.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +85,8 @@ impl Application {
                 service_tokens,
                 reminder_after_days: PasswordPolicy::default().reminder_after_days,
                 request_timeout: Duration::from_secs(15),
+                body_read_timeout: Duration::from_secs(10),
+                header_read_timeout: Duration::from_secs(10),
             }),
             metrics: metrics_handle(),
         };
@@ -98,6 +99,17 @@ impl Application {
             state,
             workers: Vec::new(),
         })
+    }
+
+    /// Every role in one process, as `accountd serve` runs it, and as the end-to-end tests start
+    /// it (one composition for both): the bus (in-process unless `NATS_URL` is set), the HTTP
+    /// gateway, the projector, and the relay, notifier, reminder sweep and audit anchors.
+    pub async fn serve(config: &Config) -> anyhow::Result<Self> {
+        let bus = crate::workers::connect_bus(config).await?;
+        let notifications = Arc::new(crate::workers::BusNotifications(bus.clone()));
+        let app = Self::build(config.clone(), notifications).await?;
+        let projector = app.projector();
+        crate::workers::attach(app.with_worker(projector), config, bus)
     }
 
     /// The projector as a background role (keeps the read models).
@@ -143,14 +155,15 @@ impl Application {
             .into_iter()
             .map(|worker| tokio::spawn(worker(stopping.clone())))
             .collect();
-        let app = http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        let header_read_timeout = self.state.http.header_read_timeout;
+        let app = http::router(self.state);
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        let server = http::serve::serve(self.listener, app, header_read_timeout, async move {
             shutdown.await;
             let _ = drained_tx.send(());
         });
         let served = tokio::select! {
-            served = server => served.context("serving HTTP"),
+            () = server => Ok(()),
             () = async {
                 let _ = drained_rx.await;
                 tokio::time::sleep(Duration::from_secs(10)).await;

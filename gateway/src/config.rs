@@ -31,7 +31,8 @@ pub struct Config {
     pub service_tokens: Vec<(String, String)>,
     /// `ACCOUNTD_IP_RATE_LIMIT`: requests a minute per client IP and public route; 0 is off.
     pub ip_rate_limit: u32,
-    /// `ACCOUNTD_TRUSTED_PROXY_HEADER`.
+    /// `ACCOUNTD_TRUSTED_PROXY_HEADER`: the header our proxy appends the client IP to; its
+    /// right-most entry is taken (see `http::extract::client_of`).
     pub trusted_proxy_header: Option<String>,
     /// `ACCOUNTD_SECRET_KEY`; generated into the data folder on the embedded store.
     secret_key: Option<String>,
@@ -118,10 +119,13 @@ impl Config {
                 .await
                 .context("connecting to PostgreSQL (DATABASE_URL)")?,
             None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                private_dir(&self.data_dir).with_context(|| {
                     format!("creating the data folder {}", self.data_dir.display())
                 })?;
-                Store::open_sqlite(&self.data_dir.join("accountd.db"))
+                let path = self.data_dir.join("accountd.db");
+                // SQLite gives its -wal and -shm files the mode of the database file.
+                private_file(&path).with_context(|| format!("creating {}", path.display()))?;
+                Store::open_sqlite(&path)
                     .await
                     .context("opening the embedded store")?
             }
@@ -152,12 +156,36 @@ impl Config {
         if let Ok(existing) = std::fs::read_to_string(&path) {
             return Ok(existing.trim().to_owned());
         }
-        std::fs::create_dir_all(&self.data_dir)?;
+        private_dir(&self.data_dir)?;
         let key = generate_key();
         write_private(&path, &key)?;
         tracing::info!(path = %path.display(), "generated a secret key for the embedded store");
         Ok(key)
     }
+}
+
+/// Creates `dir` (and its parents) if missing, and makes it its owner's alone (0700): the data
+/// folder holds the events, the key and the outbox, which carry personal data and codes.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Creates `path` empty if missing, readable by its owner only (0600); an existing file is left
+/// as it is.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).map(drop)
 }
 
 /// Writes a file only its owner can read.

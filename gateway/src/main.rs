@@ -116,11 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let bus = workers::connect_bus(&config).await?;
-            let notifications = Arc::new(workers::BusNotifications(bus.clone()));
-            let app = gateway::app::Application::build(config.clone(), notifications).await?;
-            let projector = app.projector();
-            let app = workers::attach(app.with_worker(projector), &config, bus)?;
+            let app = gateway::app::Application::serve(&config).await?;
             tracing::info!(port = app.port(), "accountd is listening (every role)");
             app.run_until_stopped(shutdown_signal()).await
         }

@@ -124,23 +124,11 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let config = Config::from_vars(|name| vars.get(name).cloned()).expect("test configuration");
-    // As `accountd serve` runs it: the bus (in-process unless NATS_URL is given), the projector
-    // (lookups, the internal profile, recovery by mobile and server IP), the relay, the notifier
-    // (writing to the outbox in the data folder), the reminder sweep and the audit anchors.
-    let bus = gateway::workers::connect_bus(&config)
+    // Composed by the one function `accountd serve` uses: every role in one process, the
+    // notifier writing to the outbox in the data folder.
+    let app = Application::serve(&config)
         .await
-        .expect("the bus connects");
-    let app = Application::build(
-        config.clone(),
-        Arc::new(gateway::workers::BusNotifications(bus.clone())),
-    )
-    .await
-    .expect("the application builds");
-    let projector = app.projector();
-    let app = gateway::workers::attach(app.with_worker(projector), &config, bus)
-        .expect("the workers attach");
-    let projector = app.projector();
-    let app = app.with_worker(projector);
+        .expect("the application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let (shutdown, stop) = oneshot::channel::<()>();

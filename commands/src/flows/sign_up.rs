@@ -102,10 +102,16 @@ impl CommandService {
         if Uuid::parse_str(code_id).is_err() {
             return Err(DomainError::InvalidCode.into());
         }
+        let code_purpose = purpose.code_purpose();
+        let newest_request_at = self
+            .store()
+            .newest_send(mobile.as_str(), code_purpose.as_str())
+            .await?;
         let command = ChallengeCommand::Pass {
             mobile: mobile.clone(),
-            purpose: purpose.code_purpose(),
+            purpose: code_purpose,
             code,
+            newest_request_at,
         };
         let committed = self
             .executor()

@@ -41,7 +41,7 @@ impl Email {
     /// Trims `input`, lower-cases its domain and checks the syntax.
     pub fn parse(input: &str) -> Result<Self, ValueError> {
         let trimmed = input.trim();
-        if trimmed.len() > Self::MAX_LEN {
+        if trimmed.len() > Self::MAX_LEN || trimmed.chars().any(super::is_hidden_or_control) {
             return Err(ValueError::InvalidEmail);
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or(ValueError::InvalidEmail)?;
@@ -360,6 +360,23 @@ mod tests {
                 );
                 prop_assert_eq!(e.masked(), expected);
             }
+        }
+
+        #[test]
+        fn no_address_holds_a_control_bidi_or_zero_width_character(
+            s in address(),
+            at in 0usize..40,
+            c in prop_oneof![
+                Just('\0'), Just('\r'), Just('\n'), Just('\u{202E}'), Just('\u{2066}'),
+                Just('\u{200B}'), Just('\u{200D}'), Just('\u{FEFF}'), Just('\u{7F}'),
+            ],
+        ) {
+            let mut chars: Vec<char> = s.chars().collect();
+            // Inside the address: surrounding whitespace (CR, LF) is trimmed, as documented.
+            let at = 1 + at % (chars.len() - 1);
+            chars.insert(at, c);
+            let tainted: String = chars.into_iter().collect();
+            prop_assert_eq!(Email::parse(&tainted), Err(ValueError::InvalidEmail));
         }
 
         #[test]

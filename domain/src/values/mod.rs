@@ -29,6 +29,26 @@ pub use email::Email;
 pub use mobile::Mobile;
 pub use server_ip::ServerIp;
 
+/// Whether `c` may not appear in an identifier (an email, a mobile…): control characters (NUL,
+/// CR, LF…), bidirectional embeddings, overrides, isolates and marks, and zero-width or invisible
+/// formatting characters. They render as nothing or reorder text, so two identifiers that look
+/// the same could differ, a header or log line could be split, and PostgreSQL refuses NUL in
+/// text outright. Every parser of this module refuses them, so both stores hold the same values.
+pub fn is_hidden_or_control(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}' // soft hyphen
+                | '\u{061C}' // Arabic letter mark
+                | '\u{180E}' // Mongolian vowel separator
+                | '\u{200B}'..='\u{200F}' // zero-width space, (non-)joiner, LRM, RLM
+                | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+                | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+                | '\u{2066}'..='\u{2069}' // bidi isolates
+                | '\u{FEFF}' // zero-width no-break space (BOM)
+        )
+}
+
 /// Why a string was refused as a value object: one variant per rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {

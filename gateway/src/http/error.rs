@@ -1,6 +1,7 @@
 //! Problem details (RFC 9457, `application/problem+json`) with a stable machine `code`. Every
 //! domain refusal and technical failure is mapped to its problem here, in one `match`; 5xx
-//! bodies say nothing internal (the cause is logged once, with the request id).
+//! bodies say nothing internal. The cause of a 5xx travels with the response as a [`Fault`]
+//! extension and is logged once, with the request id, by `middleware::access_log`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,13 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log only (never the body).
+    pub cause: Option<String>,
 }
+
+/// The cause of a server failure, carried from the handler to the access log.
+#[derive(Debug, Clone)]
+pub struct Fault(pub String);
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -37,6 +44,15 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            cause: None,
+        }
+    }
+
+    /// A 503 whose `cause` (what failed: `what`, and why) is logged once by the access log.
+    pub fn fault(what: &str, cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(format!("{what}: {cause}")),
+            ..Self::unavailable(2)
         }
     }
 
@@ -135,22 +151,15 @@ impl From<ServiceError> for ApiError {
             )
             .with_retry_after(retry.seconds()),
             ServiceError::Overloaded(_) => Self::unavailable(1),
-            ServiceError::Store(e) => {
-                tracing::error!(error = %e, "store failure");
-                Self::unavailable(2)
-            }
-            ServiceError::Unavailable(e) => {
-                tracing::error!(error = %e, "dependency failure");
-                Self::unavailable(2)
-            }
+            ServiceError::Store(e) => Self::fault("store failure", e),
+            ServiceError::Unavailable(e) => Self::fault("dependency failure", e),
         }
     }
 }
 
 impl From<projections::ReadError> for ApiError {
     fn from(error: projections::ReadError) -> Self {
-        tracing::error!(error = %error, "read store failure");
-        Self::unavailable(2)
+        Self::fault("read store failure", error)
     }
 }
 
@@ -178,6 +187,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(Fault(cause));
         }
         response
     }

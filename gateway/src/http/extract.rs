@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -16,26 +16,64 @@ use subtle::ConstantTimeEq;
 use super::error::ApiError;
 use super::AppState;
 
-/// A JSON body: `application/json` only (415), malformed or unknown fields (400), and over
-/// 64 KiB (413), each as a problem document.
+/// A JSON body: `application/json` only, with no parameter but `charset=utf-8` (415);
+/// malformed, with unknown fields or with a NUL character in a string (400); and over 64 KiB
+/// (413, see `hardening::read_body`), each as a problem document.
 pub struct AppJson<T>(pub T);
+
+/// Whether `content_type` is `application/json`, optionally with `charset=utf-8`. Other JSON
+/// flavours (`application/vnd.api+json`) and other charsets are refused: the body is parsed as
+/// UTF-8 JSON and nothing else.
+fn is_json(content_type: &str) -> bool {
+    let mut parts = content_type.split(';').map(str::trim);
+    let media_type_ok = parts
+        .next()
+        .is_some_and(|m| m.eq_ignore_ascii_case("application/json"));
+    media_type_ok
+        && parts.all(|parameter| {
+            parameter.split_once('=').is_some_and(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("charset")
+                    && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            })
+        })
+}
+
+/// Whether a JSON text holds a NUL character. JSON can carry one only as the escape `\u0000`,
+/// which starts with a backslash that is not itself escaped (preceded by an even number of
+/// backslashes).
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(6).enumerate().any(|(at, window)| {
+        window == b"\\u0000"
+            && json[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 0
+    })
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
+        if !json {
+            return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "The body must be application/json.",
-            )),
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                Err(payload_too_large())
-            }
+                "The body must be application/json (UTF-8).",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::invalid_request("The body could not be read."))?;
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::invalid_request(
+                "A string in the body contains a NUL character.",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(ApiError::invalid_request(rejection.body_text())),
         }
     }
@@ -86,30 +124,45 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+/// The longest user agent kept, in bytes: it is stored in every event's metadata.
+pub const MAX_USER_AGENT_LEN: usize = 256;
+
+/// `value` cut to at most `max` bytes, at a character boundary.
+fn truncated(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+/// The client address a trusted proxy reports: the right-most entry of the header, which is the
+/// one our proxy appended (entries to its left were written by the client and prove nothing).
+fn proxied_ip(value: &str) -> Option<IpAddr> {
+    value.rsplit(',').next()?.trim().parse().ok()
+}
+
 pub fn client_of(parts: &Parts, state: &AppState) -> Client {
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let ip = match &state.http.trusted_proxy_header {
-        Some(name) => header(name).and_then(|v| {
-            // The left-most address is the original client in X-Forwarded-For style headers.
-            v.split(',')
-                .next()
-                .and_then(|first| first.trim().parse().ok())
-        }),
-        None => parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
-    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let socket = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    // A proxy header that is missing or not an address falls back to the socket's address:
+    // never no address at all, which would share one per-IP limit among such requests.
+    let ip = state
+        .http
+        .trusted_proxy_header
+        .as_deref()
+        .and_then(header)
+        .and_then(proxied_ip)
+        .or(socket);
     Client {
-        request_id: header("x-request-id"),
+        // Already bounded by `hardening::bound_request_id`.
+        request_id: header("x-request-id").map(str::to_owned),
         ip,
-        user_agent: header(header::USER_AGENT.as_str()),
+        user_agent: header(header::USER_AGENT.as_str())
+            .map(|agent| truncated(agent, MAX_USER_AGENT_LEN).to_owned()),
     }
 }
 
@@ -218,5 +271,74 @@ impl FromRequestParts<AppState> for ServiceCaller {
             return Err(ApiError::unauthenticated());
         }
         Ok(Self { roles })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn only_utf8_application_json_is_json() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_json(ok), "{ok}");
+        }
+        for refused in [
+            "application/json; charset=utf-16",
+            "application/vnd.api+json",
+            "application/jsonx",
+            "text/json",
+            "application/json; foo=bar",
+            "",
+        ] {
+            assert!(!is_json(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn an_escaped_nul_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(has_escaped_nul(br#"{"a": "x\u0000y"}"#));
+        assert!(has_escaped_nul(br#"{"a": "\\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a": "\\u0000"}"#));
+        assert!(!has_escaped_nul(br#"{"a": "u0000"}"#));
+    }
+
+    #[test]
+    fn the_proxy_header_is_read_from_the_right() {
+        assert_eq!(
+            proxied_ip("198.51.100.7, 203.0.113.9"),
+            Some("203.0.113.9".parse().unwrap())
+        );
+        assert_eq!(proxied_ip("1.2.3.4, not-an-ip"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn a_nul_in_any_string_is_found(s in "\\PC*", at in 0usize..64) {
+            let mut chars: Vec<char> = s.chars().collect();
+            chars.insert(at.min(chars.len()), '\0');
+            let text: String = chars.into_iter().collect();
+            let json = serde_json::to_vec(&serde_json::json!({ "field": text })).unwrap();
+            prop_assert!(has_escaped_nul(&json));
+        }
+
+        #[test]
+        fn no_nul_is_found_where_there_is_none(s in "\\PC*") {
+            let json = serde_json::to_vec(&serde_json::json!({ "field": s })).unwrap();
+            prop_assert_eq!(has_escaped_nul(&json), s.contains('\0'));
+        }
+
+        #[test]
+        fn a_truncated_user_agent_is_a_prefix_within_the_bound(s in "\\PC{0,400}") {
+            let cut = truncated(&s, MAX_USER_AGENT_LEN);
+            prop_assert!(cut.len() <= MAX_USER_AGENT_LEN);
+            prop_assert!(s.starts_with(cut));
+        }
     }
 }

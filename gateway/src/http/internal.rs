@@ -242,10 +242,7 @@ pub async fn notify(
             &request.body,
         )
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "publishing a notification request failed");
-            ApiError::unavailable(2)
-        })?;
+        .map_err(|e| ApiError::fault("publishing a notification request", e))?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -296,8 +293,7 @@ pub async fn audit_events(
 }
 
 fn audit_failure(e: String) -> ApiError {
-    tracing::error!(error = %e, "audit query failed");
-    ApiError::unavailable(2)
+    ApiError::fault("audit query", e)
 }
 
 #[derive(Deserialize, IntoParams)]

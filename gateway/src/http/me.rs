@@ -471,9 +471,6 @@ pub async fn history(
         .audit
         .events(session.account_id.as_str(), 0, u32::MAX)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "history failed");
-            ApiError::unavailable(2)
-        })?;
+        .map_err(|e| ApiError::fault("history", e))?;
     Ok(Json(events))
 }

@@ -1,5 +1,8 @@
 //! Cross-cutting request handling: per-IP limits on public routes, Idempotency-Key on POST
-//! commands, a request timeout answered as a problem, and request metrics.
+//! commands, a request timeout answered as a problem, and request metrics; and the hardening
+//! every request gets (issue 13): bounded client headers, the body read whole before any
+//! handler (early 413, 408 for a body that never arrives), no NUL in the target, `no-store` on
+//! every answer, and a problem document for every error.
 
 use std::time::Instant;
 
@@ -12,16 +15,20 @@ use commands::Store;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::error::ApiError;
+use super::error::{ApiError, Fault};
 use super::extract::{client_of, payload_too_large};
 use super::{AppState, BODY_LIMIT};
 
-/// The route template (`/v1/password-resets/{token}`), or the path when none matched.
+/// What requests that match no route are counted under: a path is chosen by the client, so
+/// using it as a label would grow the metrics without bound (and could carry a reset token).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The route template (`/v1/password-resets/{token}`), or [`UNMATCHED_ROUTE`].
 fn route_of(request: &Request) -> String {
-    request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |p| p.as_str().to_owned(),
-    )
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| UNMATCHED_ROUTE.to_owned(), |p| p.as_str().to_owned())
 }
 
 /// Per client IP and public route: `ACCOUNTD_IP_RATE_LIMIT` requests a minute (0 is off).
@@ -32,10 +39,14 @@ pub async fn ip_limit(State(state): State<AppState>, request: Request, next: Nex
     }
     let (parts, body) = request.into_parts();
     let client = client_of(&parts, &state);
-    let route = format!("{} {}", parts.method, {
+    let route = {
         let request = Request::from_parts(parts.clone(), Body::empty());
-        route_of(&request)
-    });
+        // Unmatched requests share one bucket whatever their method (which the client picks).
+        match route_of(&request) {
+            route if route == UNMATCHED_ROUTE => route,
+            route => format!("{} {route}", parts.method),
+        }
+    };
     match state
         .store
         .admit_request(&client.ip_key(), &route, per_minute, state.service.now())
@@ -61,17 +72,69 @@ pub async fn timeout(State(state): State<AppState>, request: Request, next: Next
     }
 }
 
-/// Counts requests and their latency by method, route and status.
-pub async fn record_metrics(request: Request, next: Next) -> Response {
+/// The method as a metrics label: the standard ones, else `other` (a client can send any token).
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("other", Method::as_str)
+}
+
+/// The request span of the `TraceLayer`: what every log line of a request carries. The route
+/// template, never the path (which can hold a reset token).
+pub fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = method_label(request.method()),
+        route = %route_of(request),
+        request_id = %request_id,
+    )
+}
+
+/// Counts requests and their latency by method, route and status, and writes the access log:
+/// one line per request (method, route template, status, latency, request id in its span), and
+/// the cause of a server failure, once.
+pub async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method()).to_owned();
     let route = route_of(&request);
     let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some(Fault(cause)) = response.extensions().get::<Fault>() {
+        tracing::error!(status, cause = %cause, "request failed");
+    }
+    tracing::info!(
+        target: "accountd::access",
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
     metrics::counter!("accountd_http_requests_total", &labels).increment(1);
-    metrics::histogram!("accountd_http_request_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("accountd_http_request_seconds", &labels).record(latency.as_secs_f64());
     response
 }
 
@@ -309,5 +372,63 @@ impl IdempotencyRecord<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_failure_is_logged_once_with_its_cause_and_the_route_template() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app = Router::new()
+            .route(
+                "/v1/things/{token}",
+                get(|| async { ApiError::fault("the store", "disk on fire") }),
+            )
+            .layer(axum::middleware::from_fn(access_log));
+        let request = Request::builder()
+            .uri("/v1/things/secret-token-123")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("disk on fire"));
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("disk on fire").count(), 1, "{log}");
+        assert_eq!(log.matches("accountd::access").count(), 1, "{log}");
+        assert!(log.contains("/v1/things/{token}"), "{log}");
+        assert!(!log.contains("secret-token-123"), "{log}");
     }
 }

@@ -4,18 +4,24 @@
 //! # Layout
 //! - `error.rs`: problem+json and the one mapping from domain and service errors.
 //! - `extract.rs`: JSON bodies, bearer sessions, service callers, client context.
-//! - `middleware.rs`: request ids, per-IP limits, idempotency keys, timeouts, metrics.
+//! - `middleware.rs`: per-IP limits, idempotency keys, timeouts, the request span, the access
+//!   log (one line per request, and a server failure's cause once) and metrics.
+//! - `hardening.rs`: bounded request ids, the body read with a deadline, `no-store`, problem
+//!   documents for every error.
+//! - `serve.rs`: the HTTP/1 and HTTP/2 server with a header-read timeout.
 //! - `public.rs`, `me.rs`, `internal.rs`, `ops.rs`: the route groups.
 //! - `openapi.rs`: the OpenAPI 3.1 document generated from the handlers and DTOs.
 
 pub mod error;
 pub mod extract;
+mod hardening;
 pub mod internal;
 mod me;
 mod middleware;
 pub mod openapi;
 mod ops;
 mod public;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +33,7 @@ use commands::{CommandService, Store};
 use metrics_exporter_prometheus::PrometheusHandle;
 use projections::ReadStore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use extract::Role;
 
@@ -46,6 +53,11 @@ pub struct HttpConfig {
     pub reminder_after_days: i64,
     /// The longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// The longest the body of a request may take to arrive before it is answered 408.
+    pub body_read_timeout: Duration,
+    /// The longest a connection may take to send a request's headers (or stay idle between
+    /// requests) before it is closed.
+    pub header_read_timeout: Duration,
 }
 
 /// Publishing subscribed messages for an account (the bus), and whether the bus answers.
@@ -77,18 +89,21 @@ pub struct AppState {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    use axum::handler::Handler;
+    use axum::middleware::{from_fn, from_fn_with_state};
+
     let request_id = HeaderName::from_static("x-request-id");
-    let public = public::routes().route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        middleware::ip_limit,
-    ));
+    let ip_limit = from_fn_with_state(state.clone(), middleware::ip_limit);
+    let public = public::routes().route_layer(ip_limit.clone());
+    // Unmatched paths are limited too: probing for routes costs the same as using them.
+    let not_found = (|| async { error::ApiError::not_found() }).layer(ip_limit);
     Router::new()
         .merge(public)
         .merge(me::routes())
         .merge(internal::routes())
         .merge(ops::routes())
         .merge(crate::pages::routes())
-        .fallback(|| async { error::ApiError::not_found() })
+        .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,
@@ -96,17 +111,23 @@ pub fn router(state: AppState) -> Router {
                 "This route does not take that method.",
             )
         })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::idempotency,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::timeout,
-        ))
-        .layer(axum::middleware::from_fn(middleware::record_metrics))
+        .layer(from_fn(hardening::problem_for_every_error))
+        .layer(from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(from_fn_with_state(state.clone(), middleware::timeout))
+        .layer(from_fn_with_state(state.clone(), hardening::read_body))
+        .layer(from_fn(middleware::access_log))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::extract::Request| {
+                    middleware::request_span(request)
+                })
+                // Failures are logged once, with their cause, by `access_log`.
+                .on_failure(()),
+        )
+        .layer(from_fn(hardening::no_store))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(from_fn(hardening::bound_request_id))
         .with_state(state)
 }

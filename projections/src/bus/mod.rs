@@ -289,13 +289,30 @@ impl NotificationRequest {
     }
 }
 
-/// Whether `text` holds a run of exactly six ASCII digits (what a verification code looks like).
+/// Whether `text` holds a run of exactly six digits (what a verification code looks like).
+///
+/// Any script's digits count (fullwidth `１２３`, Arabic-Indic `١٢٣`…: a reader sees a code),
+/// and characters that show as nothing or as a plain gap without breaking the number for a
+/// reader (zero-width characters, no-break spaces, the soft hyphen) do not end a run.
 pub fn has_six_digit_run(text: &str) -> bool {
+    let joins_digits = |c: char| {
+        matches!(
+            c,
+            '\u{00A0}' // no-break space
+                | '\u{00AD}' // soft hyphen
+                | '\u{2007}' // figure space
+                | '\u{200B}'
+                ..='\u{200D}' // zero-width space and (non-)joiner
+                | '\u{2060}' // word joiner
+                | '\u{202F}' // narrow no-break space
+                | '\u{FEFF}' // zero-width no-break space
+        )
+    };
     let mut run = 0usize;
     for c in text.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() {
+        if c.is_numeric() {
             run += 1;
-        } else {
+        } else if !joins_digits(c) {
             if run == 6 {
                 return true;
             }
@@ -595,6 +612,23 @@ mod tests {
         assert!(!has_six_digit_run("account 100000000001"));
         assert!(!has_six_digit_run("+86 138****5678 on 2026-11-26 10:00"));
         assert!(!has_six_digit_run("12345 1234567"));
+    }
+
+    /// Issue 13, finding 9: digits of other scripts, and runs split by characters a reader
+    /// does not see as a break, still look like a code.
+    #[test]
+    fn six_digit_runs_in_other_scripts_or_split_invisibly_are_found() {
+        assert!(has_six_digit_run("code １２３４５６"));
+        assert!(has_six_digit_run("code ١٢٣٤٥٦"));
+        assert!(has_six_digit_run("code ۱۲۳۴۵۶"));
+        for joiner in [
+            '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00A0}', '\u{202F}',
+        ] {
+            let text = format!("code 123{joiner}456");
+            assert!(has_six_digit_run(&text), "{text:?}");
+        }
+        assert!(!has_six_digit_run("123 456"), "a plain space is a break");
+        assert!(!has_six_digit_run("１２３４５６７"), "seven is not six");
     }
 
     #[test]

@@ -273,6 +273,8 @@ impl FileSink {
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            // The outbox holds codes and links: its owner's alone.
+            .mode(0o600)
             .open(self.path.as_ref())
             .await
             .map_err(|e| SendError::Transient(format!("outbox file: {}", e.kind())))?;

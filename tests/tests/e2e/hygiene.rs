@@ -434,7 +434,8 @@ async fn behind_a_trusted_proxy_the_forwarded_client_ip_is_limited_and_recorded_
             "/v1/accounts",
             &[
                 JSON,
-                ("x-forwarded-for", "198.51.100.1, 10.0.0.1"),
+                // The client wrote the left entry; our proxy appended the right-most one.
+                ("x-forwarded-for", "10.0.0.1, 198.51.100.1"),
                 ("x-request-id", "e2e-meta-1"),
                 ("user-agent", "accountd-e2e/1.0"),
             ],

@@ -10,6 +10,7 @@ mod audit_cli;
 mod concurrency;
 mod contact;
 mod delivery;
+mod hardening;
 mod hygiene;
 mod internal;
 mod login_email;
