@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::http::extract::Role;
 use crate::http::{self, AppState, HttpConfig, Notifications};
-use crate::wiring::{read_store, ReadDirectory, ReadSessions, StoreLog};
+use crate::wiring::{ReadDirectory, ReadSessions, StoreLog};
 
 /// The metrics recorder is process-wide: installed once, shared by every application.
 fn metrics_handle() -> Option<PrometheusHandle> {
@@ -54,8 +54,7 @@ impl Application {
         notifications: Arc<dyn Notifications>,
     ) -> anyhow::Result<Self> {
         let store = config.open_store().await?;
-        let read = read_store(&store);
-        read.migrate().await.context("migrating the read store")?;
+        let read = config.open_read_store().await?;
         let keyring = config.keyring()?;
         let service = CommandService::new(
             store.clone(),
@@ -77,6 +76,7 @@ impl Application {
             notifications,
             audit: Arc::new(crate::audit::service(
                 &store,
+                read.clone(),
                 PasswordPolicy::default().reminder_after_days,
             )),
             http: Arc::new(HttpConfig {

@@ -117,21 +117,14 @@ impl AuditLog for StoreAuditLog {
     }
 }
 
-/// The audit service on `store` (whose read side must be migrated: it holds the anchors).
-/// `reminder_after_days` is the password policy's reminder age.
-pub fn service(store: &Store, reminder_after_days: i64) -> Audit<StoreAuditLog> {
+/// The audit service on `store`, keeping its anchors in `read`. `reminder_after_days` is the
+/// password policy's reminder age.
+pub fn service(store: &Store, read: ReadStore, reminder_after_days: i64) -> Audit<StoreAuditLog> {
     Audit::new(
         Arc::new(StoreAuditLog(store.clone())),
-        read_store(store),
+        read,
         reminder_after_days,
     )
-}
-
-fn read_store(store: &Store) -> ReadStore {
-    match store {
-        Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
-        Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
-    }
 }
 
 /// The HTTP handlers' audit port (`http::internal::Audit`) on the audit service.
@@ -260,22 +253,14 @@ pub enum VerifyTarget {
     All,
 }
 
-/// Runs one `accountd audit` subcommand on `store`, writing to stdout. `Ok(false)`: an
-/// account was not found or something did not verify (exit status 1).
-pub async fn run(
-    command: AuditCommand,
-    store: &Store,
-    reminder_after_days: i64,
-) -> anyhow::Result<bool> {
-    read_store(store)
-        .migrate()
-        .await
-        .context("migrating the read side (anchor tables)")?;
+/// Runs one `accountd audit` subcommand, writing to stdout. `Ok(false)`: an account was not
+/// found or something did not verify (exit status 1).
+pub async fn run(command: AuditCommand, audit: &Audit<StoreAuditLog>) -> anyhow::Result<bool> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let outcome = match command {
         AuditCommand::History { account_id, format } => {
-            history(store, &parse_id(&account_id)?, format, &mut out).await
+            history(audit, &parse_id(&account_id)?, format, &mut out).await
         }
         AuditCommand::State {
             account_id,
@@ -283,7 +268,7 @@ pub async fn run(
             format,
         } => {
             let account = parse_id(&account_id)?;
-            state(store, &account, at, reminder_after_days, format, &mut out).await
+            state(audit, &account, at, format, &mut out).await
         }
         AuditCommand::Verify {
             account_id,
@@ -295,13 +280,13 @@ pub async fn run(
                 (Some(id), false) => VerifyTarget::Account(parse_id(&id)?),
                 (None, false) => anyhow::bail!("name an account ID or --all"),
             };
-            verify(store, target, format, &mut out).await
+            verify(audit, target, format, &mut out).await
         }
         AuditCommand::Export {
             since,
             until,
             format,
-        } => export(store, since, until, format, &mut out)
+        } => export(audit, since, until, format, &mut out)
             .await
             .map(|_| true),
     };
@@ -343,12 +328,11 @@ fn cell(value: &Value) -> String {
 /// `accountd audit history ID`: every event of the account, redacted, page by page. `Ok(false)`
 /// when the account has no events.
 pub async fn history(
-    store: &Store,
+    audit: &Audit<StoreAuditLog>,
     account: &AccountId,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let audit = service(store, 0);
     let Some(mut page) = audit.history(account, 0, Some(MAX_LIMIT)).await? else {
         eprintln!("account {account} has no events");
         return Ok(false);
@@ -403,18 +387,14 @@ pub async fn history(
 /// `accountd audit state ID --at T`: the profile at `at`, unmasked. `Ok(false)` when the
 /// account did not exist then.
 pub async fn state(
-    store: &Store,
+    audit: &Audit<StoreAuditLog>,
     account: &AccountId,
     at: DateTime<Utc>,
-    reminder_after_days: i64,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
     let at_text = at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-    let Some(profile) = service(store, reminder_after_days)
-        .state_at(account, at)
-        .await?
-    else {
+    let Some(profile) = audit.state_at(account, at).await? else {
         eprintln!("account {account} did not exist at {at_text}");
         return Ok(false);
     };
@@ -435,12 +415,11 @@ pub async fn state(
 /// `accountd audit verify [ID | --all]`: prints what it found (where each break is) and
 /// returns whether everything verified.
 pub async fn verify(
-    store: &Store,
+    audit: &Audit<StoreAuditLog>,
     target: VerifyTarget,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<bool> {
-    let audit = service(store, 0);
     match target {
         VerifyTarget::Account(account) => {
             let Some(verification) = audit.verify(&account).await? else {
@@ -531,13 +510,12 @@ fn verify_all_text(
 /// `accountd audit export --since T --until T`: ndjson to `out` (or the same lines as one JSON
 /// document), the summary to stderr.
 pub async fn export(
-    store: &Store,
+    audit: &Audit<StoreAuditLog>,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     format: Format,
     out: &mut impl Write,
 ) -> anyhow::Result<projections::audit::ExportSummary> {
-    let audit = service(store, 0);
     let summary = match format {
         Format::Ndjson => audit.export(since, until, out).await?,
         Format::Json => {
@@ -582,7 +560,7 @@ pub async fn bench_verify(
         TestDatabase::postgres_at(admin_url).await
     };
     let store = db.store.clone();
-    read_store(&store).migrate().await?;
+    let read = ReadStore::open(&db.url).await?;
     let backend = if sqlite { "SQLite" } else { "PostgreSQL" };
     println!("accountd bench audit-verify: {events} events over {accounts} accounts on {backend}");
 
@@ -597,7 +575,7 @@ pub async fn bench_verify(
     }
     println!("  inserted in {:.1}s", started.elapsed().as_secs_f64());
 
-    let audit = service(&store, 90);
+    let audit = service(&store, read, 90);
     let started = Instant::now();
     let anchor = audit.create_anchor(Utc::now()).await?;
     println!(

@@ -156,8 +156,7 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
     let Store::Postgres(pool) = db.store.clone() else {
         anyhow::bail!("the rebuild benchmark runs on PostgreSQL");
     };
-    let read = crate::wiring::read_store(&db.store);
-    read.migrate().await?;
+    let read = projections::ReadStore::open(&db.url).await?;
     let generated =
         tokio::task::spawn_blocking(move || domain::sample::history(accounts, events, 7)).await?;
     for chunk in generated.chunks(5000) {

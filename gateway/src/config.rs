@@ -134,6 +134,18 @@ impl Config {
         Ok(store)
     }
 
+    /// Opens the read side's own pool on the configured store (after [`Self::open_store`],
+    /// which creates the data folder) and migrates it.
+    pub async fn open_read_store(&self) -> anyhow::Result<projections::ReadStore> {
+        let location = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("accountd.db").display()),
+        };
+        projections::ReadStore::open(&location)
+            .await
+            .context("opening the read store")
+    }
+
     /// The keyring: `ACCOUNTD_SECRET_KEY`, or on the embedded store a key file generated into
     /// the data folder on first start. PostgreSQL deployments must configure the key.
     pub fn keyring(&self) -> anyhow::Result<Keyring> {

@@ -101,8 +101,7 @@ async fn open(
     config: &config::Config,
 ) -> anyhow::Result<(commands::Store, projections::ReadStore)> {
     let store = config.open_store().await?;
-    let read = wiring::read_store(&store);
-    read.migrate().await?;
+    let read = config.open_read_store().await?;
     Ok((store, read))
 }
 
@@ -163,9 +162,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit { command } => {
-            let store = config.open_store().await?;
+            let (store, read) = open(&config).await?;
             let days = domain::password::PasswordPolicy::default().reminder_after_days;
-            if !gateway::audit::run(command, &store, days).await? {
+            let audit = gateway::audit::service(&store, read, days);
+            if !gateway::audit::run(command, &audit).await? {
                 std::process::exit(1);
             }
             Ok(())

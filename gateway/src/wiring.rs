@@ -1,5 +1,6 @@
 //! Where the write side and the read side meet: the write side's store serves as the read
-//! side's event log, and both share one database pool.
+//! side's event log, and the read store as the write side's directory and sessions. Each side
+//! opens its own pool on the same database.
 
 use std::future::Future;
 
@@ -24,14 +25,6 @@ impl EventLog for StoreLog {
                 .await
                 .map_err(|e| e.to_string())
         }
-    }
-}
-
-/// The read store on the same database as `store`.
-pub fn read_store(store: &Store) -> ReadStore {
-    match store {
-        Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
-        Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
     }
 }
 

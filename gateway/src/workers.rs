@@ -21,6 +21,7 @@ use commands::{CommandContext, CommandService, Store};
 use domain::password::PasswordPolicy;
 use domain::values::{AccountId, Email};
 use domain::{AccountCommand, PasswordHash, Sealed};
+use projections::audit::Audit;
 use projections::bus::{Bus, BusConfig, NotificationKind, NotificationRequest};
 use projections::notifier::senders::Senders;
 use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, Unsealer};
@@ -30,8 +31,9 @@ use tokio::sync::{watch, Notify};
 use tracing::{info, warn};
 
 use crate::app::{stopped, Application, Worker};
+use crate::audit::StoreAuditLog;
 use crate::config::Config;
-use crate::wiring::{read_store, StoreLog};
+use crate::wiring::StoreLog;
 
 /// How often the reminder sweep looks for passwords that crossed the reminder age.
 pub const REMINDER_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
@@ -246,11 +248,9 @@ pub async fn reminder_sweep(
 
 /// The audit anchor job as a background role: every `every`, an anchor of every stream's head,
 /// stored and published on `AUDIT_ANCHORS`.
-pub fn anchor_worker(store: Store, bus: Bus, every: Duration) -> Worker {
+pub fn anchor_worker(audit: Audit<StoreAuditLog>, bus: Bus, every: Duration) -> Worker {
     Box::new(move |shutdown| {
         Box::pin(async move {
-            let audit =
-                crate::audit::service(&store, PasswordPolicy::default().reminder_after_days);
             let sink = move |anchor: serde_json::Value| {
                 let bus = bus.clone();
                 async move {
@@ -302,11 +302,15 @@ pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<App
         }))
         .with_worker(reminder_worker(
             state.service.clone(),
-            state.read,
+            state.read.clone(),
             REMINDER_SWEEP_INTERVAL,
         ))
         .with_worker(anchor_worker(
-            state.store,
+            crate::audit::service(
+                &state.store,
+                state.read,
+                PasswordPolicy::default().reminder_after_days,
+            ),
             bus_for_anchors,
             anchor_interval(),
         )))
@@ -315,8 +319,7 @@ pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<App
 /// Opens the store and its read side, migrated.
 async fn open(config: &Config) -> anyhow::Result<(Store, ReadStore)> {
     let store = config.open_store().await?;
-    let read = read_store(&store);
-    read.migrate().await.context("migrating the read store")?;
+    let read = config.open_read_store().await?;
     Ok((store, read))
 }
 
@@ -463,8 +466,7 @@ async fn notify_run(options: &NotifyBench, notifiers: usize) -> anyhow::Result<N
         Some(admin) => TestDatabase::postgres_at(admin).await,
         None => TestDatabase::sqlite().await,
     };
-    let read = read_store(&db.store);
-    read.migrate().await?;
+    let read = ReadStore::open(&db.url).await?;
     let prefix = format!("bench{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let bus = Bus::connect(BusConfig {
         url: options.nats_url.clone(),

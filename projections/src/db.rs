@@ -1,10 +1,40 @@
-//! The read side's database: the same PostgreSQL or SQLite file as the event store, with its
-//! own tables and migrations (versions from 1001, in the same ledger as the write side's).
+//! The read side's database: the same PostgreSQL database or SQLite file as the event store,
+//! with its own pool, tables and migrations (versions from 1001, in the same ledger as the
+//! write side's).
+//!
+//! [`ReadStore`] is the handle the rest of the crate and the binary use. [`ReadStore::open`]
+//! is the one place that chooses the backend: it builds the stores of [`crate::store`] from
+//! the PostgreSQL or the SQLite implementation, and nothing above it names a dialect.
+
+use std::sync::Arc;
 
 use sqlx::{PgPool, SqlitePool};
 
+pub(crate) use crate::store::pg::SessionLock;
+use crate::store::sql::SqlStore;
+use crate::store::{self, AnchorStore, ProfileStore, ProjectionStore, SessionStore};
+
+/// The read side's stores, on one backend. Cloning is cheap (the stores are shared).
+#[derive(Clone)]
+pub struct ReadStore {
+    pub(crate) profiles: Arc<dyn ProfileStore>,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) projections: Arc<dyn ProjectionStore>,
+    pub(crate) anchors: Arc<dyn AnchorStore>,
+    /// The pool itself, for the relay and the notifier until they move behind store traits of
+    /// their own (issue 11).
+    pub(crate) db: Db,
+}
+
+impl std::fmt::Debug for ReadStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadStore").field("db", &self.db).finish()
+    }
+}
+
+/// The backend's pool.
 #[derive(Clone, Debug)]
-pub enum ReadStore {
+pub(crate) enum Db {
     Postgres(PgPool),
     Sqlite(SqlitePool),
 }
@@ -30,59 +60,60 @@ pub enum ReadError {
 }
 
 impl ReadStore {
-    pub async fn migrate(&self) -> Result<(), ReadError> {
-        match self {
-            Self::Postgres(pool) => {
-                let mut migrator = sqlx::migrate!("./migrations/postgres");
-                migrator.set_ignore_missing(true).run(pool).await?;
-            }
-            Self::Sqlite(pool) => {
-                let mut migrator = sqlx::migrate!("./migrations/sqlite");
-                migrator.set_ignore_missing(true).run(pool).await?;
-            }
+    /// Opens the read side at `location` and migrates its tables: a PostgreSQL URL
+    /// (`postgres://…`), or the embedded SQLite file as `sqlite://PATH` (created if missing).
+    pub async fn open(location: &str) -> Result<Self, ReadError> {
+        if location.starts_with("sqlite:") {
+            let pool = store::sqlite::open(location).await?;
+            let stores = Arc::new(SqlStore(pool.clone()));
+            Ok(Self {
+                profiles: stores.clone(),
+                sessions: stores.clone(),
+                projections: stores.clone(),
+                anchors: stores,
+                db: Db::Sqlite(pool),
+            })
+        } else {
+            let pool = store::pg::open(location).await?;
+            let stores = Arc::new(SqlStore(pool.clone()));
+            Ok(Self {
+                profiles: stores.clone(),
+                sessions: stores.clone(),
+                projections: stores.clone(),
+                anchors: stores,
+                db: Db::Postgres(pool),
+            })
         }
-        Ok(())
+    }
+
+    /// The read models' store.
+    pub fn profiles(&self) -> &dyn ProfileStore {
+        self.profiles.as_ref()
+    }
+
+    /// The sessions' store.
+    pub fn sessions(&self) -> &dyn SessionStore {
+        self.sessions.as_ref()
+    }
+
+    /// The projections' checkpoints, batch transactions and rebuild tables.
+    pub fn projections(&self) -> &dyn ProjectionStore {
+        self.projections.as_ref()
+    }
+
+    /// The audit anchors' store.
+    pub fn anchors(&self) -> &dyn AnchorStore {
+        self.anchors.as_ref()
+    }
+
+    /// The backend's pool (the relay and the notifier; see [`ReadStore`]).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
     }
 }
 
-/// The SQLite spelling of a statement written with PostgreSQL's `$n` placeholders.
+/// The SQLite spelling of a statement written with PostgreSQL's `$n` placeholders. Only the
+/// relay and the notifier still use it, until issue 11 gives them stores of their own.
 pub(crate) fn sqlite(sql: &str) -> String {
     sql.replace('$', "?")
-}
-
-/// A PostgreSQL session-level advisory lock, held on a connection of its own for as long as this
-/// value lives: "one active instance" of a projector or relay. Dropping it closes that connection
-/// (rather than returning it to the pool still holding the lock), so a standby takes over at once.
-pub struct SessionLock(Option<sqlx::pool::PoolConnection<sqlx::Postgres>>);
-
-impl SessionLock {
-    /// Waits until the lock named `name` is ours.
-    pub async fn acquire(pool: &PgPool, name: &str) -> Self {
-        loop {
-            let attempt = async {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-                    .bind(name)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(conn)
-            };
-            match attempt.await {
-                Ok(conn) => return Self(Some(conn)),
-                Err(e) => {
-                    tracing::warn!(lock = name, error = %e, "waiting for the lock");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-}
-
-impl Drop for SessionLock {
-    fn drop(&mut self) {
-        if let Some(conn) = self.0.take() {
-            // Detached, the connection closes when dropped and the server releases the lock.
-            drop(conn.detach());
-        }
-    }
 }

@@ -7,7 +7,8 @@
 //! - [`audit`]: history, state at an instant, hash-chain verification, anchors and export
 //!   (issue 7), read from the event store through the `AuditLog` port.
 //! - [`log`]: the `EventLog` port (implemented by the write side, wired by the binary).
-//! - [`db`]: the read store (PostgreSQL or SQLite) and its migrations.
+//! - [`db`]: the read store: opening it (the one place that chooses PostgreSQL or SQLite).
+//! - [`store`]: the storage seam: one trait per store, implemented once per dialect.
 //! - [`profile`]: the profile reducer and its tables (`profiles`, `servers`).
 //! - [`projector`]: the catch-up loop: one transaction per batch, checkpoint included.
 //! - [`rebuild`]: rebuilding a projection from the log and swapping it in.
@@ -32,6 +33,7 @@ pub mod queries;
 pub mod rebuild;
 pub mod relay;
 pub mod sessions;
+pub mod store;
 
 pub use db::{ReadError, ReadStore};
 pub use log::EventLog;

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::stored::{Checkpoint, RecordedEvent};
-use sqlx::Row;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, instrument, warn};
 
-use crate::db::{sqlite, ReadError, ReadStore, SessionLock};
+use crate::db::{ReadError, ReadStore};
 use crate::log::EventLog;
 use crate::profile::{self, Tables};
+use crate::store::ProjectionStore;
 
 /// The name of the profile projection (its checkpoint row and its lock).
 pub const PROFILES: &str = "profiles";
@@ -69,7 +69,7 @@ impl<L: EventLog> Projector<L> {
 
     /// The stored checkpoint.
     pub async fn checkpoint(&self) -> Result<Checkpoint, ReadError> {
-        read_checkpoint(&self.db, self.name).await
+        self.db.projections.checkpoint(self.name).await
     }
 
     /// Applies one batch. Returns how many events it read (0: caught up).
@@ -88,7 +88,7 @@ impl<L: EventLog> Projector<L> {
             return Ok(0);
         };
         apply_batch(
-            &self.db,
+            self.db.projections.as_ref(),
             self.tables,
             self.name,
             Some(from),
@@ -125,8 +125,9 @@ impl<L: EventLog> Projector<L> {
     /// rest. A failed batch is retried after a pause; nothing is skipped.
     pub async fn run(&self, commits: Arc<Notify>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let _lock = tokio::select! {
-            lock = self.lock() => lock,
+        let lock_name = format!("accountd.projection.{}", self.name);
+        let _lease = tokio::select! {
+            lease = self.db.projections.exclusive(&lock_name) => lease,
             () = &mut shutdown => return,
         };
         info!(projection = self.name, "projector active");
@@ -151,39 +152,12 @@ impl<L: EventLog> Projector<L> {
             }
         }
     }
-
-    /// Holds the projection's advisory lock (PostgreSQL) until dropped.
-    async fn lock(&self) -> Option<SessionLock> {
-        let ReadStore::Postgres(pool) = &self.db else {
-            return None; // the embedded store runs in one process
-        };
-        Some(SessionLock::acquire(pool, &format!("accountd.projection.{}", self.name)).await)
-    }
-}
-
-pub(crate) async fn read_checkpoint(db: &ReadStore, name: &str) -> Result<Checkpoint, ReadError> {
-    let sql = "SELECT tx_id, position FROM projection_checkpoints WHERE name = $1";
-    let row = match db {
-        ReadStore::Postgres(pool) => sqlx::query(sql)
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))),
-        ReadStore::Sqlite(pool) => sqlx::query(&sqlite(sql))
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))),
-    };
-    Ok(row
-        .map(|(tx_id, position)| Checkpoint { tx_id, position })
-        .unwrap_or_default())
 }
 
 /// Applies `events` to `tables` and moves checkpoint `name` from `expected` to `to`, all in
 /// one transaction. `expected: None` skips the compare (rebuild tables have no live writer).
 pub(crate) async fn apply_batch(
-    db: &ReadStore,
+    store: &dyn ProjectionStore,
     tables: Tables,
     name: &str,
     expected: Option<Checkpoint>,
@@ -191,49 +165,19 @@ pub(crate) async fn apply_batch(
     to: Checkpoint,
     fail: Option<&FailPoint>,
 ) -> Result<(), ReadError> {
+    let mut tx = store.begin().await?;
+    // The checkpoint moves first: its row lock orders concurrent instances, and the compare
+    // refuses a batch another instance already applied.
     let last_recorded_at = events.last().map(|e| e.recorded_at);
-    let expected_or_any = expected.unwrap_or_default();
-    macro_rules! in_transaction {
-        ($pool:expr, $fix:expr) => {{
-            let fix: fn(&str) -> String = $fix;
-            let mut tx = $pool.begin().await?;
-            // The checkpoint moves first: its row lock orders concurrent instances, and the
-            // compare refuses a batch another instance already applied.
-            sqlx::query(&fix(UPSERT_CHECKPOINT))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            let moved = sqlx::query(&fix(MOVE_CHECKPOINT))
-                .bind(name)
-                .bind(to.tx_id)
-                .bind(to.position)
-                .bind(expected.is_none())
-                .bind(expected_or_any.tx_id)
-                .bind(last_recorded_at)
-                .bind(expected_or_any.position)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if moved != 1 {
-                return Err(ReadError::CheckpointMoved(name.to_owned()));
-            }
-            profile::apply_in(&mut tx, tables, events).await?;
-            if fail.is_some_and(|f| f(events)) {
-                return Err(ReadError::Injected("before commit"));
-            }
-            tx.commit().await?;
-        }};
+    if !tx
+        .move_checkpoint(name, expected, to, last_recorded_at)
+        .await?
+    {
+        return Err(ReadError::CheckpointMoved(name.to_owned()));
     }
-    match db {
-        ReadStore::Postgres(pool) => in_transaction!(pool, |s| s.to_owned()),
-        ReadStore::Sqlite(pool) => in_transaction!(pool, sqlite),
+    profile::apply_in(tx.as_mut(), tables, events).await?;
+    if fail.is_some_and(|f| f(events)) {
+        return Err(ReadError::Injected("before commit"));
     }
-    Ok(())
+    tx.commit().await
 }
-
-const UPSERT_CHECKPOINT: &str =
-    "INSERT INTO projection_checkpoints (name, tx_id, position, applied_at, last_recorded_at) \
-     VALUES ($1, 0, 0, NULL, NULL) ON CONFLICT (name) DO NOTHING";
-const MOVE_CHECKPOINT: &str = "UPDATE projection_checkpoints \
-        SET tx_id = $2, position = $3, applied_at = CURRENT_TIMESTAMP, last_recorded_at = $6 \
-      WHERE name = $1 AND ($4 OR (tx_id = $5 AND position = $7))";

@@ -28,7 +28,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, info, instrument, warn};
 
 use crate::bus::{Bus, BusError, OutgoingMessage};
-use crate::db::{sqlite, ReadError, ReadStore};
+use crate::db::{sqlite, Db, ReadError, ReadStore};
 use crate::log::EventLog;
 
 /// The relay's checkpoint row and lock name.
@@ -97,11 +97,11 @@ impl<L: EventLog> Relay<L> {
     /// JetStream and the consumers drop what they already have).
     pub async fn reset_checkpoint(&self) -> Result<(), RelayError> {
         let sql = "UPDATE relay_checkpoints SET tx_id = 0, position = 0 WHERE name = $1";
-        match &self.db {
-            ReadStore::Postgres(pool) => {
+        match self.db.db() {
+            Db::Postgres(pool) => {
                 sqlx::query(sql).bind(RELAY).execute(pool).await?;
             }
-            ReadStore::Sqlite(pool) => {
+            Db::Sqlite(pool) => {
                 sqlx::query(&sqlite(sql)).bind(RELAY).execute(pool).await?;
             }
         }
@@ -226,8 +226,8 @@ impl<L: EventLog> Relay<L> {
         const MOVE: &str = "UPDATE relay_checkpoints \
                                SET tx_id = $2, position = $3, published_at = CURRENT_TIMESTAMP \
                              WHERE name = $1 AND tx_id = $4 AND position = $5";
-        let moved = match &self.db {
-            ReadStore::Postgres(pool) => {
+        let moved = match self.db.db() {
+            Db::Postgres(pool) => {
                 sqlx::query(UPSERT).bind(RELAY).execute(pool).await?;
                 sqlx::query(MOVE)
                     .bind(RELAY)
@@ -239,7 +239,7 @@ impl<L: EventLog> Relay<L> {
                     .await?
                     .rows_affected()
             }
-            ReadStore::Sqlite(pool) => {
+            Db::Sqlite(pool) => {
                 sqlx::query(&sqlite(UPSERT))
                     .bind(RELAY)
                     .execute(pool)
@@ -264,7 +264,7 @@ impl<L: EventLog> Relay<L> {
 
     /// Holds the relay's advisory lock (PostgreSQL) until dropped.
     async fn lock(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-        let ReadStore::Postgres(pool) = &self.db else {
+        let Db::Postgres(pool) = self.db.db() else {
             return None; // the embedded store runs in one process
         };
         loop {
@@ -289,13 +289,13 @@ impl<L: EventLog> Relay<L> {
 
 async fn read_checkpoint(db: &ReadStore) -> Result<Checkpoint, RelayError> {
     let sql = "SELECT tx_id, position FROM relay_checkpoints WHERE name = $1";
-    let row = match db {
-        ReadStore::Postgres(pool) => sqlx::query(sql)
+    let row = match db.db() {
+        Db::Postgres(pool) => sqlx::query(sql)
             .bind(RELAY)
             .fetch_optional(pool)
             .await?
             .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))),
-        ReadStore::Sqlite(pool) => sqlx::query(&sqlite(sql))
+        Db::Sqlite(pool) => sqlx::query(&sqlite(sql))
             .bind(RELAY)
             .fetch_optional(pool)
             .await?

@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
-use crate::db::{sqlite, ReadError, ReadStore};
+use crate::db::{ReadError, ReadStore};
 
 /// How long a session lives.
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Session {
     pub session_id: String,
     pub account_id: String,
@@ -26,33 +25,7 @@ pub fn token_hash(token: &str) -> String {
 impl ReadStore {
     /// Stores a new session for `token`.
     pub async fn create_session(&self, token: &str, session: &Session) -> Result<(), ReadError> {
-        const SQL: &str =
-            "INSERT INTO sessions (token_hash, session_id, account_id, created_at, expires_at) \
-                           VALUES ($1, $2, $3, $4, $5)";
-        let hash = token_hash(token);
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(&hash)
-                    .bind(&session.session_id)
-                    .bind(&session.account_id)
-                    .bind(session.created_at)
-                    .bind(session.expires_at)
-                    .execute(pool)
-                    .await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(&sqlite(SQL))
-                    .bind(&hash)
-                    .bind(&session.session_id)
-                    .bind(&session.account_id)
-                    .bind(session.created_at)
-                    .bind(session.expires_at)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.sessions.create(&token_hash(token), session).await
     }
 
     /// The live (unexpired, unrevoked) session of `token` at `now`.
@@ -61,37 +34,7 @@ impl ReadStore {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, ReadError> {
-        const SQL: &str = "SELECT session_id, account_id, created_at, expires_at FROM sessions \
-                           WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2";
-        let hash = token_hash(token);
-        macro_rules! session {
-            ($row:expr) => {
-                $row.map(|r| Session {
-                    session_id: r.get("session_id"),
-                    account_id: r.get("account_id"),
-                    created_at: r.get("created_at"),
-                    expires_at: r.get("expires_at"),
-                })
-            };
-        }
-        Ok(match self {
-            Self::Postgres(pool) => {
-                session!(
-                    sqlx::query(SQL)
-                        .bind(&hash)
-                        .bind(now)
-                        .fetch_optional(pool)
-                        .await?
-                )
-            }
-            Self::Sqlite(pool) => session!(
-                sqlx::query(&sqlite(SQL))
-                    .bind(&hash)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-            ),
-        })
+        self.sessions.active(&token_hash(token), now).await
     }
 
     /// Revokes one session.
@@ -100,12 +43,7 @@ impl ReadStore {
         session_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ReadError> {
-        self.revoke(
-            "UPDATE sessions SET revoked_at = $2 WHERE session_id = $1 AND revoked_at IS NULL",
-            session_id,
-            now,
-        )
-        .await
+        self.sessions.revoke(session_id, now).await
     }
 
     /// Revokes every session of `account_id` but `keep` (a password change keeps the session
@@ -116,43 +54,8 @@ impl ReadStore {
         keep: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), ReadError> {
-        const SQL: &str = "UPDATE sessions SET revoked_at = $2 \
-                           WHERE account_id = $1 AND revoked_at IS NULL AND session_id <> $3";
-        let keep = keep.unwrap_or("");
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(account_id)
-                    .bind(now)
-                    .bind(keep)
-                    .execute(pool)
-                    .await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(&sqlite(SQL))
-                    .bind(account_id)
-                    .bind(now)
-                    .bind(keep)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn revoke(&self, sql: &str, id: &str, now: DateTime<Utc>) -> Result<(), ReadError> {
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(sql).bind(id).bind(now).execute(pool).await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(&sqlite(sql))
-                    .bind(id)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
+        self.sessions
+            .revoke_all_but(account_id, keep.unwrap_or(""), now)
+            .await
     }
 }

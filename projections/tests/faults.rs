@@ -15,7 +15,7 @@ use commands::Store;
 use domain::sample;
 use domain::stored::Checkpoint;
 use projections::projector::FailPoint;
-use projections::{Projector, ReadError};
+use projections::{Projector, ReadError, ReadStore};
 use serde_json::json;
 use support::*;
 
@@ -56,7 +56,7 @@ async fn clean_projection_of(env: &Env) -> Dump {
     let clean = env.sibling().await;
     copy_log(env.store(), clean.store()).await;
     clean.project().await;
-    dump(&clean.read).await
+    dump(clean.store()).await
 }
 
 async fn a_batch_that_fails_before_its_commit_leaves_no_trace_and_a_restart_converges(
@@ -69,14 +69,14 @@ async fn a_batch_that_fails_before_its_commit_leaves_no_trace_and_a_restart_conv
 
     assert!(step_some(&failing).await.unwrap() > 0);
     assert!(step_some(&failing).await.unwrap() > 0);
-    let before = dump(&env.read).await;
+    let before = dump(env.store()).await;
     let checkpoint_before = env.checkpoint().await;
     assert!(!before.profiles.is_empty());
 
     let error = step_some(&failing).await.unwrap_err();
     assert!(matches!(error, ReadError::Injected(_)), "{error}");
     assert_eq!(seen.load(Ordering::SeqCst), 3);
-    assert_same_state(&dump(&env.read).await, &before, "after the failed batch");
+    assert_same_state(&dump(env.store()).await, &before, "after the failed batch");
     assert_eq!(env.checkpoint().await, checkpoint_before);
 
     // "Restart": a new projector without the fail point carries on from the checkpoint.
@@ -84,7 +84,7 @@ async fn a_batch_that_fails_before_its_commit_leaves_no_trace_and_a_restart_conv
     let restarted = env.projector().with_batch_size(400);
     env.settle(&restarted).await;
     assert_same_state(
-        &dump(&env.read).await,
+        &dump(env.store()).await,
         &clean_projection_of(&env).await,
         "after the restart",
     );
@@ -98,14 +98,14 @@ async fn a_failure_in_the_very_first_batch_leaves_no_checkpoint_and_no_rows(db: 
 
     let error = step_some(&failing).await.unwrap_err();
     assert!(matches!(error, ReadError::Injected(_)), "{error}");
-    let state = dump(&env.read).await;
+    let state = dump(env.store()).await;
     assert!(state.profiles.is_empty() && state.servers.is_empty());
     assert_eq!(env.checkpoint().await, Checkpoint::default());
 
     let restarted = env.projector().with_batch_size(100);
     env.settle(&restarted).await;
     assert_same_state(
-        &dump(&env.read).await,
+        &dump(env.store()).await,
         &clean_projection_of(&env).await,
         "after the restart",
     );
@@ -131,7 +131,7 @@ async fn a_running_projector_retries_a_failed_batch_and_skips_nothing(db: TestDa
         "the failed batch was tried again"
     );
     assert_same_state(
-        &dump(&env.read).await,
+        &dump(env.store()).await,
         &clean_projection_of(&env).await,
         "after the retried batch",
     );
@@ -192,13 +192,13 @@ async fn a_corrupt_event_stops_the_projector_before_it_and_is_never_skipped(db: 
     // Stuck before it: trying again fails again and moves nothing.
     let stuck_at = env.checkpoint().await;
     assert!(stuck_at < log_head(env.store()).await);
-    let state = dump(&env.read).await;
+    let state = dump(env.store()).await;
     assert!(matches!(
         projector.step().await,
         Err(ReadError::Corrupt { .. })
     ));
     assert_eq!(env.checkpoint().await, stuck_at);
-    assert_same_state(&dump(&env.read).await, &state, "after a second try");
+    assert_same_state(&dump(env.store()).await, &state, "after a second try");
     let row = env
         .read
         .profile_row(&victim)
@@ -220,7 +220,7 @@ async fn on_postgres_a_standby_projector_takes_over_when_the_active_one_stops() 
     let active = Arc::new(env.projector());
     let standby = Arc::new(Projector::new(
         Arc::new(StoreLog(other.clone())),
-        read_store(&other),
+        ReadStore::open(&env.db.url).await.unwrap(),
     ));
     let (stop_active, active_stopped) = tokio::sync::oneshot::channel::<()>();
     let (stop_standby, standby_stopped) = tokio::sync::oneshot::channel::<()>();

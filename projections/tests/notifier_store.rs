@@ -11,7 +11,6 @@ use projections::notifier::notify_store;
 use projections::notifier::plan::{Contacts, Planned, Template};
 use projections::notifier::store::{Attempt, DeadPlan, PendingRequest, PlannedBatch, State};
 use serde_json::json;
-use support_bus::read_store;
 
 const PLANNER: &str = "contract";
 
@@ -32,8 +31,7 @@ fn at(position: i64) -> Checkpoint {
 }
 
 async fn the_contract(db: TestDatabase) {
-    let read = read_store(&db.store);
-    read.migrate().await.unwrap();
+    let read = projections::ReadStore::open(&db.url).await.unwrap();
     let store = notify_store(&read);
     assert_eq!(
         store.checkpoint(PLANNER).await.unwrap(),

@@ -38,7 +38,7 @@ async fn rebuild_equals_incremental(db: TestDatabase, accounts: usize, events: u
     let history = sample::history(accounts, events, 73);
     insert_history(env.store(), &history).await;
     env.settle(&env.projector().with_batch_size(1_000)).await;
-    let incremental = dump(&env.read).await;
+    let incremental = dump(env.store()).await;
     let checkpoint = env.checkpoint().await;
     assert_eq!(incremental.profiles.len(), accounts);
     assert!(!incremental.servers.is_empty());
@@ -47,7 +47,7 @@ async fn rebuild_equals_incremental(db: TestDatabase, accounts: usize, events: u
         .await
         .expect("rebuild");
     assert!(report.events >= events as u64, "{report:?}");
-    assert_same_state(&dump(&env.read).await, &incremental, "rebuilt");
+    assert_same_state(&dump(env.store()).await, &incremental, "rebuilt");
     assert_eq!(env.checkpoint().await, checkpoint);
 }
 
@@ -55,30 +55,30 @@ async fn a_rebuild_repairs_a_damaged_read_model(db: TestDatabase) {
     let env = Env::new(db).await;
     insert_history(env.store(), &sample::history(200, 5_000, 79)).await;
     env.project().await;
-    let good = dump(&env.read).await;
+    let good = dump(env.store()).await;
 
     execute_sql(
-        &env.read,
+        env.store(),
         "UPDATE profiles SET login_email = 'mallory@example.com'",
     )
     .await;
-    execute_sql(&env.read, "DELETE FROM servers").await;
+    execute_sql(env.store(), "DELETE FROM servers").await;
     execute_sql(
-        &env.read,
+        env.store(),
         "DELETE FROM profiles WHERE account_id = '100000000007'",
     )
     .await;
-    assert_ne!(dump(&env.read).await, good);
+    assert_ne!(dump(env.store()).await, good);
 
     rebuild(env.log.clone(), &env.read, 500)
         .await
         .expect("rebuild");
-    assert_same_state(&dump(&env.read).await, &good, "repaired");
+    assert_same_state(&dump(env.store()).await, &good, "repaired");
     // Rebuilding again (the copies are made afresh) gives the same.
     rebuild(env.log.clone(), &env.read, 777)
         .await
         .expect("a second rebuild");
-    assert_same_state(&dump(&env.read).await, &good, "rebuilt twice");
+    assert_same_state(&dump(env.store()).await, &good, "rebuilt twice");
 
     // The live projector carries on from the rebuilt state.
     let later = moved_to(sample::history(50, 2_000, 80), '2');
@@ -88,8 +88,8 @@ async fn a_rebuild_repairs_a_damaged_read_model(db: TestDatabase) {
     copy_log(env.store(), clean.store()).await;
     clean.project().await;
     assert_same_state(
-        &dump(&env.read).await,
-        &dump(&clean.read).await,
+        &dump(env.store()).await,
+        &dump(clean.store()).await,
         "after the rebuild",
     );
 }
@@ -223,8 +223,8 @@ async fn a_rebuild_while_the_live_projector_runs_and_commands_commit_ends_in_the
     copy_log(env.store(), clean.store()).await;
     clean.project().await;
     assert_same_state(
-        &dump(&env.read).await,
-        &dump(&clean.read).await,
+        &dump(env.store()).await,
+        &dump(clean.store()).await,
         "a rebuild beside the live projector",
     );
 }

@@ -22,7 +22,7 @@ on_both_backends!(
 
 async fn reset_checkpoint_to(env: &Env, tx_id: i64, position: i64) {
     execute_sql(
-        &env.read,
+        env.store(),
         &format!(
             "UPDATE projection_checkpoints SET tx_id = {tx_id}, position = {position} \
              WHERE name = 'profiles'"
@@ -35,13 +35,13 @@ async fn replaying_the_whole_log_again_changes_nothing(db: TestDatabase) {
     let env = Env::new(db).await;
     insert_history(env.store(), &sample::history(500, 10_000, 61)).await;
     env.settle(&env.projector().with_batch_size(1_000)).await;
-    let once = dump(&env.read).await;
+    let once = dump(env.store()).await;
     assert_eq!(once.profiles.len(), 500);
 
     reset_checkpoint_to(&env, 0, 0).await;
     // Another batch size: batches cut the log elsewhere.
     env.settle(&env.projector().with_batch_size(137)).await;
-    assert_same_state(&dump(&env.read).await, &once, "after a second replay");
+    assert_same_state(&dump(env.store()).await, &once, "after a second replay");
     assert_eq!(env.checkpoint().await, log_head(env.store()).await);
 }
 
@@ -49,7 +49,7 @@ async fn replaying_from_the_middle_of_the_log_changes_nothing(db: TestDatabase) 
     let env = Env::new(db).await;
     insert_history(env.store(), &sample::history(300, 8_000, 67)).await;
     env.project().await;
-    let once = dump(&env.read).await;
+    let once = dump(env.store()).await;
 
     let log = read_whole_log(env.store()).await;
     for middle in [1, 2_500, 7_999] {
@@ -57,7 +57,7 @@ async fn replaying_from_the_middle_of_the_log_changes_nothing(db: TestDatabase) 
         reset_checkpoint_to(&env, at.tx_id, at.position).await;
         env.settle(&env.projector().with_batch_size(333)).await;
         assert_same_state(
-            &dump(&env.read).await,
+            &dump(env.store()).await,
             &once,
             &format!("after replaying from event {middle}"),
         );
@@ -98,8 +98,8 @@ async fn two_projectors_stepping_at_once_build_the_state_one_builds_alone(db: Te
     insert_history(clean.store(), &history).await;
     clean.project().await;
     assert_same_state(
-        &dump(&env.read).await,
-        &dump(&clean.read).await,
+        &dump(env.store()).await,
+        &dump(clean.store()).await,
         "two instances",
     );
 }
@@ -162,8 +162,8 @@ async fn a_projector_running_beside_concurrent_writers_misses_no_event(db: TestD
     clean.project().await;
     env.settle(&projector).await;
     assert_same_state(
-        &dump(&env.read).await,
-        &dump(&clean.read).await,
+        &dump(env.store()).await,
+        &dump(clean.store()).await,
         "beside concurrent writers",
     );
 }

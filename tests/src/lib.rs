@@ -59,6 +59,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub store: Store,
+    /// The application's read store (its own pool on the same database).
+    pub read: projections::ReadStore,
     pub keyring: Keyring,
     pub data_dir: PathBuf,
     /// Every response body this handle received, as text, so that a test can check that no
@@ -131,6 +133,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         .expect("the application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
+    let read = app.state().read.clone();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop.await;
@@ -139,6 +142,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         base,
         http: reqwest::Client::new(),
         store,
+        read,
         keyring: Keyring::new(SECRET_KEY, []),
         data_dir,
         transcript: Arc::new(Mutex::new(Vec::new())),

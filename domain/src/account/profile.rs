@@ -46,6 +46,13 @@ pub struct Profile {
     pub warnings: Vec<Warning>,
 }
 
+/// SPEC §2: a password set before this instant is older than `after_days` at `now`, so a change
+/// is recommended and one reminder is due. The profile, the reminder decision and the read
+/// side's reminder sweep all ask this one rule.
+pub fn password_change_recommended_before(now: DateTime<Utc>, after_days: i64) -> DateTime<Utc> {
+    now - chrono::Duration::days(after_days)
+}
+
 /// The recommendation of SPEC §2 for a contact and a recovery value.
 pub fn warnings(
     contact_mobile: Option<&str>,

@@ -115,7 +115,8 @@ pub async fn release_server(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The unmasked profile (role support), from the read model.
+/// The unmasked profile (role support): the domain's profile of the account, the one `/v1/me`
+/// masks, folded from its events.
 #[utoipa::path(get, path = "/internal/v1/accounts/{id}", tag = "internal", params(("id" = String, Path)),
     security(("service" = [])), responses((status = 200, body = Object), (status = 404, body = Problem)))]
 pub async fn profile(
@@ -125,12 +126,11 @@ pub async fn profile(
 ) -> ApiResult<Json<Profile>> {
     caller.require(Role::Support)?;
     let id = account_id(&id)?;
-    let row = state
-        .read
-        .profile_row(id.as_str())
+    let profile = state
+        .service
+        .account(&id)
         .await?
-        .ok_or_else(ApiError::not_found)?;
-    let profile = row
+        .state
         .profile(state.service.now(), state.http.reminder_after_days)
         .ok_or_else(ApiError::not_found)?;
     Ok(Json(profile))

@@ -34,12 +34,10 @@ use domain::chain::canonical_json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use sqlx::{PgPool, SqlitePool};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, instrument, warn};
 
 use super::{Audit, AuditError, AuditLog, StreamHead};
-use crate::db::ReadStore;
 
 /// How often the anchor job runs unless configured otherwise.
 pub const DEFAULT_ANCHOR_INTERVAL: Duration = Duration::from_secs(60);
@@ -137,105 +135,22 @@ impl<L: AuditLog> Audit<L> {
     #[instrument(skip_all)]
     pub async fn create_anchor(&self, now: DateTime<Utc>) -> Result<Anchor, AuditError> {
         let _turn = ANCHORING.lock().await;
-        let anchor = match &self.db {
-            ReadStore::Postgres(pool) => self.create_anchor_postgres(pool, now).await?,
-            ReadStore::Sqlite(pool) => self.create_anchor_sqlite(pool, now).await?,
+        let mut tx = self.db.anchors.begin().await?;
+        let plan = self.plan(&tx.latest_heads().await?).await?;
+        let mut anchor = Anchor {
+            id: 0,
+            created_at: now,
+            root_hash: plan.root_hash,
+            streams: plan.streams,
+            events: plan.events,
         };
+        anchor.id = tx.store(&anchor, &plan.moved).await?;
         debug!(
             anchor = anchor.id,
             streams = anchor.streams,
             "anchor created"
         );
         Ok(anchor)
-    }
-
-    async fn create_anchor_postgres(
-        &self,
-        pool: &PgPool,
-        now: DateTime<Utc>,
-    ) -> Result<Anchor, AuditError> {
-        let mut tx = pool.begin().await?;
-        // Anchors of other processes wait here, so each plans on the one before it.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('audit_anchors'))")
-            .execute(&mut *tx)
-            .await?;
-        let previous = pg_latest_heads(&mut tx, i64::MAX).await?;
-        let plan = self.plan(&previous).await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_anchors (created_at, root_hash, streams, events) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(now)
-        .bind(&plan.root_hash)
-        .bind(to_i64(plan.streams))
-        .bind(to_i64(plan.events))
-        .fetch_one(&mut *tx)
-        .await?;
-        for chunk in plan.moved.chunks(5_000) {
-            sqlx::query(
-                "INSERT INTO audit_anchor_heads (anchor_id, account_id, sequence, chain_hash) \
-                 SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[])",
-            )
-            .bind(id)
-            .bind(
-                chunk
-                    .iter()
-                    .map(|h| h.account_id.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|h| to_i64(h.sequence)).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|h| h.chain_hash.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(plan.into_anchor(id, now))
-    }
-
-    async fn create_anchor_sqlite(
-        &self,
-        pool: &SqlitePool,
-        now: DateTime<Utc>,
-    ) -> Result<Anchor, AuditError> {
-        // The process lock above serialises anchors (one process uses an embedded store); the
-        // transaction opens with a write so it never has to upgrade a stale read.
-        let previous = sqlite_latest_heads(pool, i64::MAX).await?;
-        let plan = self.plan(&previous).await?;
-        let mut tx = pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO audit_anchors (created_at, root_hash, streams, events) \
-             VALUES (?1, ?2, ?3, ?4) RETURNING id",
-        )
-        .bind(now.to_rfc3339_opts(SecondsFormat::Micros, true))
-        .bind(&plan.root_hash)
-        .bind(to_i64(plan.streams))
-        .bind(to_i64(plan.events))
-        .fetch_one(&mut *tx)
-        .await?;
-        const ROWS_PER_STATEMENT: usize = 200; // 4 parameters each
-        for chunk in plan.moved.chunks(ROWS_PER_STATEMENT) {
-            let values = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO audit_anchor_heads (anchor_id, account_id, sequence, chain_hash) \
-                 VALUES {values}"
-            );
-            let mut insert = sqlx::query(&sql);
-            for head in chunk {
-                insert = insert
-                    .bind(id)
-                    .bind(head.account_id.as_str())
-                    .bind(to_i64(head.sequence))
-                    .bind(head.chain_hash.as_str());
-            }
-            insert.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(plan.into_anchor(id, now))
     }
 
     /// Reads every stream's head and decides which anchored heads move (module docs).
@@ -304,40 +219,7 @@ impl<L: AuditLog> Audit<L> {
 
     /// The newest anchor, if any.
     pub async fn latest_anchor(&self) -> Result<Option<Anchor>, AuditError> {
-        const SQL: &str = "SELECT id, created_at, root_hash, streams, events FROM audit_anchors \
-             ORDER BY id DESC LIMIT 1";
-        Ok(match &self.db {
-            ReadStore::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?.map(
-                |(id, created_at, root_hash, streams, events): (
-                    i64,
-                    DateTime<Utc>,
-                    String,
-                    i64,
-                    i64,
-                )| {
-                    Anchor {
-                        id,
-                        created_at,
-                        root_hash,
-                        streams: to_u64(streams),
-                        events: to_u64(events),
-                    }
-                },
-            ),
-            ReadStore::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await?.map(
-                |(id, created_at, root_hash, streams, events): (i64, String, String, i64, i64)| {
-                    Anchor {
-                        id,
-                        created_at: DateTime::parse_from_rfc3339(&created_at)
-                            .map(|t| t.with_timezone(&Utc))
-                            .unwrap_or_default(),
-                        root_hash,
-                        streams: to_u64(streams),
-                        events: to_u64(events),
-                    }
-                },
-            ),
-        })
+        Ok(self.db.anchors.latest().await?)
     }
 
     /// Whether the heads stored for `anchor` still fold into its root hash (a rewrite of the
@@ -360,13 +242,7 @@ impl<L: AuditLog> Audit<L> {
         &self,
         up_to: i64,
     ) -> Result<BTreeMap<String, AnchoredHead>, AuditError> {
-        Ok(match &self.db {
-            ReadStore::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                pg_latest_heads(&mut conn, up_to).await?
-            }
-            ReadStore::Sqlite(pool) => sqlite_latest_heads(pool, up_to).await?,
-        })
+        Ok(self.db.anchors.heads(up_to).await?)
     }
 
     /// The latest anchored head of `account_id`.
@@ -374,31 +250,7 @@ impl<L: AuditLog> Audit<L> {
         &self,
         account_id: &str,
     ) -> Result<Option<AnchoredHead>, AuditError> {
-        let row: Option<(i64, i64, String)> = match &self.db {
-            ReadStore::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT anchor_id, sequence, chain_hash FROM audit_anchor_heads \
-                      WHERE account_id = $1 ORDER BY anchor_id DESC LIMIT 1",
-                )
-                .bind(account_id)
-                .fetch_optional(pool)
-                .await?
-            }
-            ReadStore::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT anchor_id, sequence, chain_hash FROM audit_anchor_heads \
-                      WHERE account_id = ?1 ORDER BY anchor_id DESC LIMIT 1",
-                )
-                .bind(account_id)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
-        Ok(row.map(|(anchor_id, sequence, chain_hash)| AnchoredHead {
-            anchor_id,
-            sequence: to_u64(sequence),
-            chain_hash,
-        }))
+        Ok(self.db.anchors.head(account_id).await?)
     }
 
     /// Creates an anchor now and publishes it. The anchor is stored even when publishing fails
@@ -434,73 +286,6 @@ impl<L: AuditLog> Audit<L> {
             }
         }
     }
-}
-
-impl Plan {
-    fn into_anchor(self, id: i64, created_at: DateTime<Utc>) -> Anchor {
-        Anchor {
-            id,
-            created_at,
-            root_hash: self.root_hash,
-            streams: self.streams,
-            events: self.events,
-        }
-    }
-}
-
-type HeadRow = (String, i64, i64, String);
-
-fn heads_from(rows: Vec<HeadRow>) -> BTreeMap<String, AnchoredHead> {
-    rows.into_iter()
-        .map(|(account_id, anchor_id, sequence, chain_hash)| {
-            (
-                account_id,
-                AnchoredHead {
-                    anchor_id,
-                    sequence: to_u64(sequence),
-                    chain_hash,
-                },
-            )
-        })
-        .collect()
-}
-
-async fn pg_latest_heads(
-    conn: &mut sqlx::PgConnection,
-    up_to: i64,
-) -> Result<BTreeMap<String, AnchoredHead>, sqlx::Error> {
-    let rows: Vec<HeadRow> = sqlx::query_as(
-        "SELECT DISTINCT ON (account_id) account_id, anchor_id, sequence, chain_hash \
-           FROM audit_anchor_heads WHERE anchor_id <= $1 \
-          ORDER BY account_id, anchor_id DESC",
-    )
-    .bind(up_to)
-    .fetch_all(conn)
-    .await?;
-    Ok(heads_from(rows))
-}
-
-async fn sqlite_latest_heads(
-    pool: &SqlitePool,
-    up_to: i64,
-) -> Result<BTreeMap<String, AnchoredHead>, sqlx::Error> {
-    // SQLite takes the bare columns from the row holding the max().
-    let rows: Vec<HeadRow> = sqlx::query_as(
-        "SELECT account_id, max(anchor_id) AS anchor_id, sequence, chain_hash \
-           FROM audit_anchor_heads WHERE anchor_id <= ?1 GROUP BY account_id",
-    )
-    .bind(up_to)
-    .fetch_all(pool)
-    .await?;
-    Ok(heads_from(rows))
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or_default()
 }
 
 #[cfg(test)]

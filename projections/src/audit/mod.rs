@@ -30,7 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use domain::stored::RecordedEvent;
 
-use crate::db::ReadStore;
+use crate::db::{ReadError, ReadStore};
 
 pub use anchors::{Anchor, AnchorSink, AnchoredHead, DEFAULT_ANCHOR_INTERVAL};
 pub use export::ExportSummary;
@@ -50,8 +50,8 @@ pub enum AuditError {
     InvalidRange,
     #[error("event store: {0}")]
     Log(String),
-    #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    #[error("read store: {0}")]
+    Store(#[from] ReadError),
     #[error("stored event {aggregate_id}#{sequence} cannot be read: {source}")]
     Corrupt {
         aggregate_id: String,

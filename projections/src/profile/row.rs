@@ -1,19 +1,19 @@
-//! The profile reducer: one row per account, folded from the account's events. It keeps what
-//! the profile shows and what lookups search; the rules stay in the domain (this only records
-//! their outcomes).
+//! The profile reducer: one row per account, folded from the account's events. It keeps the
+//! facts the lookups and the reminder sweep search; the profile itself (and every rule of SPEC
+//! §2) is the domain's `Account::profile`.
 
 use chrono::{DateTime, Utc};
-use domain::account::{AccountEvent, Profile, ProfileServer, ProfileValue};
-use domain::values::AccountId;
+use domain::account::AccountEvent;
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct ServerRow {
+    pub account_id: String,
     pub instance_id: String,
     pub public_ip: String,
     pub assigned_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProfileRow {
     pub account_id: String,
     pub last_sequence: i64,
@@ -35,6 +35,7 @@ pub struct ProfileRow {
     pub reset_token_digest: Option<String>,
     pub reset_token_expires_at: Option<DateTime<Utc>>,
     /// Not a column of `profiles`: the account's rows of `servers`.
+    #[sqlx(skip)]
     pub servers: Vec<ServerRow>,
 }
 
@@ -134,6 +135,7 @@ impl ProfileRow {
                 public_ip,
                 assigned_at,
             } => self.servers.push(ServerRow {
+                account_id: self.account_id.clone(),
                 instance_id: instance_id.clone(),
                 public_ip: public_ip.as_str().to_owned(),
                 assigned_at: *assigned_at,
@@ -163,53 +165,5 @@ impl ProfileRow {
         // A new password ends every reset link.
         self.reset_token_digest = None;
         self.reset_token_expires_at = None;
-    }
-
-    /// The unmasked profile at `now`.
-    pub fn profile(&self, now: DateTime<Utc>, reminder_after_days: i64) -> Option<Profile> {
-        let verified = |value: &Option<String>| {
-            value.as_ref().map(|v| ProfileValue {
-                value: v.clone(),
-                verified: true,
-            })
-        };
-        Some(Profile {
-            account_id: AccountId::parse(&self.account_id).ok()?,
-            login_email: self.login_email.clone(),
-            login_mobile: self.login_mobile.clone(),
-            contact_mobile: self.contact_mobile.as_ref().map(|v| ProfileValue {
-                value: v.clone(),
-                verified: self.contact_mobile_verified,
-            }),
-            contact_email: self.contact_email.as_ref().map(|v| ProfileValue {
-                value: v.clone(),
-                verified: self.contact_email_verified,
-            }),
-            recovery_mobile: verified(&self.recovery_mobile),
-            recovery_email: verified(&self.recovery_email),
-            pending_recovery_mobile: self.pending_recovery_mobile.clone(),
-            pending_recovery_email: self.pending_recovery_email.clone(),
-            pending_login_email: self.pending_login_email.clone(),
-            servers: self
-                .servers
-                .iter()
-                .map(|s| ProfileServer {
-                    instance_id: s.instance_id.clone(),
-                    public_ip: s.public_ip.clone(),
-                    assigned_at: s.assigned_at,
-                })
-                .collect(),
-            password_set: self.password_set,
-            password_changed_at: self.password_changed_at,
-            password_change_recommended: self
-                .password_changed_at
-                .is_some_and(|at| now - at > chrono::Duration::days(reminder_after_days)),
-            warnings: domain::account::profile::warnings(
-                self.contact_mobile.as_deref(),
-                self.recovery_mobile.as_deref(),
-                self.contact_email.as_deref(),
-                self.recovery_email.as_deref(),
-            ),
-        })
     }
 }

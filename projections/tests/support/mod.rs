@@ -27,7 +27,6 @@ use domain::{
 use projections::profile::{ProfileRow, ServerRow};
 use projections::{EventLog, Projector, ReadError, ReadStore};
 use serde_json::Value;
-use sqlx::Row;
 
 /// Runs each named `async fn name(db: TestDatabase)` on a fresh PostgreSQL database and on a
 /// fresh SQLite file, as the tests `name::on_postgres` and `name::on_sqlite`.
@@ -76,14 +75,6 @@ impl EventLog for StoreLog {
     }
 }
 
-/// The read store on the same database as `store`.
-pub fn read_store(store: &Store) -> ReadStore {
-    match store {
-        Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
-        Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
-    }
-}
-
 /// A test's database with both sides migrated.
 pub struct Env {
     pub db: TestDatabase,
@@ -94,8 +85,7 @@ pub struct Env {
 impl Env {
     /// Migrates the read side on `db` (the write side is migrated by `TestDatabase`).
     pub async fn new(db: TestDatabase) -> Self {
-        let read = read_store(&db.store);
-        read.migrate().await.expect("migrate the read store");
+        let read = ReadStore::open(&db.url).await.expect("open the read store");
         let log = Arc::new(StoreLog(db.store.clone()));
         Self { db, read, log }
     }
@@ -363,7 +353,7 @@ pub async fn step_until_idle(projector: &Projector<StoreLog>) -> (usize, usize) 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dump {
     pub profiles: Vec<ProfileRow>,
-    pub servers: Vec<(String, ServerRow)>,
+    pub servers: Vec<ServerRow>,
 }
 
 impl Dump {
@@ -403,93 +393,27 @@ pub fn assert_same_state(actual: &Dump, expected: &Dump, what: &str) {
     }
 }
 
-macro_rules! decode_profile {
-    ($row:expr) => {{
-        let row = $row;
-        ProfileRow {
-            account_id: row.get("account_id"),
-            last_sequence: row.get("last_sequence"),
-            registered_at: row.get("registered_at"),
-            login_email: row.get("login_email"),
-            login_mobile: row.get("login_mobile"),
-            contact_mobile: row.get("contact_mobile"),
-            contact_mobile_verified: row.get("contact_mobile_verified"),
-            contact_email: row.get("contact_email"),
-            contact_email_verified: row.get("contact_email_verified"),
-            recovery_mobile: row.get("recovery_mobile"),
-            recovery_email: row.get("recovery_email"),
-            pending_recovery_mobile: row.get("pending_recovery_mobile"),
-            pending_recovery_email: row.get("pending_recovery_email"),
-            pending_login_email: row.get("pending_login_email"),
-            password_set: row.get("password_set"),
-            password_changed_at: row.get("password_changed_at"),
-            reminded_for: row.get("reminded_for"),
-            reset_token_digest: row.get("reset_token_digest"),
-            reset_token_expires_at: row.get("reset_token_expires_at"),
-            servers: Vec::new(),
-        }
-    }};
-}
-
-macro_rules! decode_server {
-    ($row:expr) => {{
-        let row = $row;
-        (
-            row.get::<String, _>("account_id"),
-            ServerRow {
-                instance_id: row.get("instance_id"),
-                public_ip: row.get("public_ip"),
-                assigned_at: row.get("assigned_at"),
-            },
-        )
-    }};
-}
-
-/// The whole profile read model.
-pub async fn dump(read: &ReadStore) -> Dump {
+/// The whole profile read model, read through the database's own pool.
+pub async fn dump(store: &Store) -> Dump {
     const PROFILES: &str = "SELECT * FROM profiles ORDER BY account_id";
     const SERVERS: &str = "SELECT * FROM servers ORDER BY account_id, instance_id";
-    match read {
-        ReadStore::Postgres(pool) => Dump {
-            profiles: sqlx::query(PROFILES)
-                .fetch_all(pool)
-                .await
-                .expect("read profiles")
-                .iter()
-                .map(|r| decode_profile!(r))
-                .collect(),
-            servers: sqlx::query(SERVERS)
-                .fetch_all(pool)
-                .await
-                .expect("read servers")
-                .iter()
-                .map(|r| decode_server!(r))
-                .collect(),
+    match store {
+        Store::Postgres(pool) => Dump {
+            profiles: sqlx::query_as(PROFILES).fetch_all(pool).await.unwrap(),
+            servers: sqlx::query_as(SERVERS).fetch_all(pool).await.unwrap(),
         },
-        ReadStore::Sqlite(pool) => Dump {
-            profiles: sqlx::query(PROFILES)
-                .fetch_all(pool)
-                .await
-                .expect("read profiles")
-                .iter()
-                .map(|r| decode_profile!(r))
-                .collect(),
-            servers: sqlx::query(SERVERS)
-                .fetch_all(pool)
-                .await
-                .expect("read servers")
-                .iter()
-                .map(|r| decode_server!(r))
-                .collect(),
+        Store::Sqlite(pool) => Dump {
+            profiles: sqlx::query_as(PROFILES).fetch_all(pool).await.unwrap(),
+            servers: sqlx::query_as(SERVERS).fetch_all(pool).await.unwrap(),
         },
     }
 }
 
-/// Runs one statement on the read store (tests that move checkpoints by hand).
-pub async fn execute_sql(read: &ReadStore, sql: &str) {
-    match read {
-        ReadStore::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-        ReadStore::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+/// Runs one statement on the database (tests that move checkpoints or rows by hand).
+pub async fn execute_sql(store: &Store, sql: &str) {
+    match store {
+        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

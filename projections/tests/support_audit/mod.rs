@@ -178,11 +178,7 @@ pub struct Env {
 impl Env {
     /// `db` with the read side migrated, a test clock at [`t0`], and the write side on it.
     pub async fn new(db: TestDatabase) -> Self {
-        let read = match &db.store {
-            Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
-            Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
-        };
-        read.migrate().await.expect("migrate the read side");
+        let read = ReadStore::open(&db.url).await.expect("open the read side");
         let clock = Arc::new(TestClock(Mutex::new(t0())));
         let keyring = Keyring::new([7; 32], []);
         let services = DomainServices {

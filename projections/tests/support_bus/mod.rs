@@ -78,13 +78,6 @@ impl EventLog for StoreLog {
     }
 }
 
-pub fn read_store(store: &Store) -> ReadStore {
-    match store {
-        Store::Postgres(pool) => ReadStore::Postgres(pool.clone()),
-        Store::Sqlite(pool) => ReadStore::Sqlite(pool.clone()),
-    }
-}
-
 /// The keyring as the notifier's unsealer (as gateway/src/workers.rs wires it).
 pub struct KeyringUnsealer(pub Keyring);
 
@@ -138,8 +131,7 @@ pub struct World {
 impl World {
     /// On `db`, with `bus`; the clock starts at the current time (whole seconds).
     pub async fn new(db: TestDatabase, bus: Bus) -> Self {
-        let read = read_store(&db.store);
-        read.migrate().await.expect("migrate the read store");
+        let read = ReadStore::open(&db.url).await.expect("open the read store");
         let keyring = Keyring::new([9; 32], []);
         let now = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
         let clock = Arc::new(TestClock(Mutex::new(now)));

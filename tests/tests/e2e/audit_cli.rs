@@ -16,11 +16,11 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     let app = tests::spawn_app(backend).await;
     let id = app.sign_up("ada@example.com", PASSWORD).await;
     let account = domain::values::AccountId::parse(&id).expect("an account id");
-    let store = &app.store;
+    let service = &audit::service(&app.store, app.read.clone(), 90);
 
     // history
     let mut text = Vec::new();
-    assert!(audit::history(store, &account, Format::Text, &mut text)
+    assert!(audit::history(service, &account, Format::Text, &mut text)
         .await
         .unwrap());
     let text = printed(text);
@@ -31,13 +31,13 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
         "one line per event, by sequence: {text}"
     );
     let mut json = Vec::new();
-    audit::history(store, &account, Format::Json, &mut json)
+    audit::history(service, &account, Format::Json, &mut json)
         .await
         .unwrap();
     let json: Value = serde_json::from_slice(&json).expect("one JSON document");
     let events = json["events"].as_array().expect("events");
     let mut ndjson = Vec::new();
-    audit::history(store, &account, Format::Ndjson, &mut ndjson)
+    audit::history(service, &account, Format::Ndjson, &mut ndjson)
         .await
         .unwrap();
     let lines: Vec<Value> = printed(ndjson)
@@ -55,7 +55,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     let now = Utc::now();
     let mut text = Vec::new();
     assert!(
-        audit::state(store, &account, now, 90, Format::Text, &mut text)
+        audit::state(service, &account, now, Format::Text, &mut text)
             .await
             .unwrap()
     );
@@ -66,7 +66,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     );
     for format in [Format::Json, Format::Ndjson] {
         let mut out = Vec::new();
-        audit::state(store, &account, now, 90, format, &mut out)
+        audit::state(service, &account, now, format, &mut out)
             .await
             .unwrap();
         let profile: Value = serde_json::from_slice(&out).expect("the profile as JSON");
@@ -77,7 +77,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     // verify, one account and all
     let mut text = Vec::new();
     let one = VerifyTarget::Account(account.clone());
-    assert!(audit::verify(store, one.clone(), Format::Text, &mut text)
+    assert!(audit::verify(service, one.clone(), Format::Text, &mut text)
         .await
         .unwrap());
     assert_eq!(
@@ -86,7 +86,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     );
     for format in [Format::Json, Format::Ndjson] {
         let mut out = Vec::new();
-        assert!(audit::verify(store, one.clone(), format, &mut out)
+        assert!(audit::verify(service, one.clone(), format, &mut out)
             .await
             .unwrap());
         let report: Value = serde_json::from_slice(&out).expect("the report as JSON");
@@ -95,7 +95,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
             (Some(true), Some(id.as_str()))
         );
         let mut out = Vec::new();
-        assert!(audit::verify(store, VerifyTarget::All, format, &mut out)
+        assert!(audit::verify(service, VerifyTarget::All, format, &mut out)
             .await
             .unwrap());
         let report: Value = serde_json::from_slice(&out).expect("the report as JSON");
@@ -103,7 +103,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
         assert_eq!(report["broken"], serde_json::json!([]));
     }
     let mut text = Vec::new();
-    audit::verify(store, VerifyTarget::All, Format::Text, &mut text)
+    audit::verify(service, VerifyTarget::All, Format::Text, &mut text)
         .await
         .unwrap();
     assert!(printed(text).contains("no broken stream"));
@@ -114,7 +114,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
         Utc::now() + chrono::Duration::hours(1),
     );
     let mut file = Vec::new();
-    let summary = audit::export(store, since, until, Format::Ndjson, &mut file)
+    let summary = audit::export(service, since, until, Format::Ndjson, &mut file)
         .await
         .unwrap();
     let lines: Vec<Value> = printed(file)
@@ -122,7 +122,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
     let mut wrapped = Vec::new();
-    audit::export(store, since, until, Format::Json, &mut wrapped)
+    audit::export(service, since, until, Format::Json, &mut wrapped)
         .await
         .unwrap();
     let wrapped: Value = serde_json::from_slice(&wrapped).expect("one JSON document");
@@ -133,7 +133,7 @@ async fn every_audit_subcommand_prints_text_json_and_ndjson(backend: Backend) {
     assert_eq!(wrapped["summary"]["root_hash"], summary.root_hash.as_str());
     let mut nothing = Vec::new();
     assert!(
-        audit::export(store, since, until, Format::Text, &mut nothing)
+        audit::export(service, since, until, Format::Text, &mut nothing)
             .await
             .is_err()
     );

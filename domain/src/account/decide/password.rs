@@ -5,7 +5,7 @@
 //! reuse. The first two are [`Account::precheck_password_change`], which the command layer calls
 //! before it looks at the body; `decide` checks them again against the state it runs on.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::Decision;
 use crate::account::{Account, AccountEvent, PasswordChangeReason};
@@ -59,9 +59,10 @@ impl Account {
     /// Whether the password is older than `after_days` at `now` (the profile's
     /// `password_change_recommended`).
     pub fn password_change_recommended(&self, now: DateTime<Utc>, after_days: i64) -> bool {
-        self.password
-            .as_ref()
-            .is_some_and(|p| now - p.changed_at > Duration::days(after_days))
+        self.password.as_ref().is_some_and(|p| {
+            p.changed_at
+                < crate::account::profile::password_change_recommended_before(now, after_days)
+        })
     }
 
     pub(super) fn decide_password_expiry_reminder(

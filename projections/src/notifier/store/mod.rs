@@ -26,7 +26,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::plan::{Contacts, Planned};
-use crate::db::{ReadError, ReadStore};
+use crate::db::{Db, ReadError, ReadStore};
 
 /// The notifier's tables, on either backend.
 #[async_trait]
@@ -88,9 +88,9 @@ pub trait NotifyStore: Send + Sync {
 
 /// The notifier's store on `db`'s backend.
 pub fn notify_store(db: &ReadStore) -> Arc<dyn NotifyStore> {
-    match db {
-        ReadStore::Postgres(pool) => Arc::new(pg::PgNotifyStore(pool.clone())),
-        ReadStore::Sqlite(pool) => Arc::new(sqlite::SqliteNotifyStore(pool.clone())),
+    match db.db() {
+        Db::Postgres(pool) => Arc::new(pg::PgNotifyStore(pool.clone())),
+        Db::Sqlite(pool) => Arc::new(sqlite::SqliteNotifyStore(pool.clone())),
     }
 }
 

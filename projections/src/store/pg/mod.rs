@@ -1,0 +1,106 @@
+//! The read side on PostgreSQL: every statement here is PostgreSQL's own (`$n` placeholders,
+//! `ANY` / `UNNEST` batches, row locks, advisory locks).
+
+mod anchors;
+mod lock;
+mod profiles;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::{PgConnection, PgPool, Postgres};
+
+pub use lock::SessionLock;
+
+use super::sql::{Dialect, Statements};
+use super::Lease;
+use crate::db::ReadError;
+use crate::profile::{ProfileRow, Tables};
+
+/// Connects to `url` and migrates the read side's tables.
+pub(crate) async fn open(url: &str) -> Result<PgPool, ReadError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(PgConnectOptions::from_str(url)?)
+        .await?;
+    // The read side's migrations (versions from 1001) share the write side's ledger.
+    sqlx::migrate!("./migrations/postgres")
+        .set_ignore_missing(true)
+        .run(&pool)
+        .await?;
+    Ok(pool)
+}
+
+#[async_trait]
+impl Dialect for Postgres {
+    const SQL: Statements = Statements {
+        profile: "SELECT * FROM profiles WHERE account_id = $1",
+        servers_of: "SELECT * FROM servers WHERE account_id = $1 \
+                     ORDER BY assigned_at, instance_id",
+        accounts_by_mobile: "SELECT account_id FROM profiles \
+                             WHERE recovery_mobile = $1 OR login_mobile = $1 ORDER BY account_id",
+        accounts_by_login_email: "SELECT account_id FROM profiles WHERE login_email = $1 \
+                                  ORDER BY account_id",
+        accounts_by_server_ip: "SELECT DISTINCT account_id FROM servers WHERE public_ip = $1 \
+                                ORDER BY account_id",
+        account_by_reset_token: "SELECT account_id FROM profiles WHERE reset_token_digest = $1",
+        passwords_changed_before: "SELECT account_id FROM profiles \
+             WHERE password_set AND password_changed_at < $1 \
+               AND (reminded_for IS NULL OR reminded_for <> password_changed_at) \
+             ORDER BY password_changed_at LIMIT $2",
+        profile_sequence: "SELECT last_sequence FROM profiles WHERE account_id = $1",
+        create_session: "INSERT INTO sessions \
+             (token_hash, session_id, account_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        active_session: "SELECT session_id, account_id, created_at, expires_at FROM sessions \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+        revoke_session: "UPDATE sessions SET revoked_at = $2 \
+             WHERE session_id = $1 AND revoked_at IS NULL",
+        revoke_sessions_but: "UPDATE sessions SET revoked_at = $2 \
+             WHERE account_id = $1 AND revoked_at IS NULL AND session_id <> $3",
+        checkpoint: "SELECT tx_id, position FROM projection_checkpoints WHERE name = $1",
+        ensure_checkpoint: "INSERT INTO projection_checkpoints (name, tx_id, position) \
+             VALUES ($1, 0, 0) ON CONFLICT (name) DO NOTHING",
+        hold_checkpoint: "SELECT 1 FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+        move_checkpoint: "UPDATE projection_checkpoints \
+             SET tx_id = $2, position = $3, applied_at = now(), last_recorded_at = $4 \
+             WHERE name = $1 AND ($5 OR (tx_id = $6 AND position = $7))",
+        set_checkpoint: "UPDATE projection_checkpoints SET tx_id = $2, position = $3 \
+             WHERE name = $1",
+        create_copies: &[
+            "DROP TABLE IF EXISTS profiles_rebuild",
+            "DROP TABLE IF EXISTS servers_rebuild",
+            "CREATE TABLE profiles_rebuild (LIKE profiles INCLUDING ALL)",
+            "CREATE TABLE servers_rebuild (LIKE servers INCLUDING ALL)",
+            "DELETE FROM projection_checkpoints WHERE name = 'profiles.rebuild'",
+        ],
+    };
+
+    async fn load(
+        conn: &mut PgConnection,
+        tables: Tables,
+        ids: &[String],
+    ) -> Result<HashMap<String, ProfileRow>, ReadError> {
+        profiles::load(conn, tables, ids).await
+    }
+
+    async fn save(
+        conn: &mut PgConnection,
+        tables: Tables,
+        rows: &[&ProfileRow],
+    ) -> Result<(), ReadError> {
+        profiles::save(conn, tables, rows).await
+    }
+
+    async fn exclusive(pool: &PgPool, name: &str) -> Lease {
+        Lease::held(SessionLock::acquire(pool, name).await)
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
