@@ -16,7 +16,13 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for `Retry-After` (429 and 503).
     pub retry_after: Option<u64>,
+    /// The store failed: the response carries [`StoreFailure`] so that the breaker sees it.
+    pub store_failure: bool,
 }
+
+/// A response extension: this answer is a failure of the store (see `crate::breaker`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -37,6 +43,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            store_failure: false,
         }
     }
 
@@ -76,6 +83,14 @@ impl ApiError {
                 "unavailable",
                 "The service is temporarily unavailable; try again shortly.",
             )
+        }
+    }
+
+    /// A 503 for a failure of the store.
+    pub fn store_unavailable() -> Self {
+        Self {
+            store_failure: true,
+            ..Self::unavailable(2)
         }
     }
 
@@ -137,11 +152,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Overloaded(_) => Self::unavailable(1),
             ServiceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                Self::unavailable(2)
+                Self::store_unavailable()
             }
+            // A read model or the session store: both live in the store's database.
             ServiceError::Unavailable(e) => {
                 tracing::error!(error = %e, "dependency failure");
-                Self::unavailable(2)
+                Self::store_unavailable()
             }
         }
     }
@@ -150,7 +166,7 @@ impl From<ServiceError> for ApiError {
 impl From<projections::ReadError> for ApiError {
     fn from(error: projections::ReadError) -> Self {
         tracing::error!(error = %error, "read store failure");
-        Self::unavailable(2)
+        Self::store_unavailable()
     }
 }
 
@@ -178,6 +194,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.store_failure {
+            response.extensions_mut().insert(StoreFailure);
         }
         response
     }

@@ -4,7 +4,8 @@
 //! # Layout
 //! - `error.rs`: problem+json and the one mapping from domain and service errors.
 //! - `extract.rs`: JSON bodies, bearer sessions, service callers, client context.
-//! - `middleware.rs`: request ids, per-IP limits, idempotency keys, timeouts, metrics.
+//! - `middleware.rs`: request ids, per-IP limits, idempotency keys, timeouts, failing fast
+//!   while the store is down, metrics.
 //! - `public.rs`, `me.rs`, `internal.rs`, `ops.rs`: the route groups.
 //! - `openapi.rs`: the OpenAPI 3.1 document generated from the handlers and DTOs.
 
@@ -73,6 +74,8 @@ pub struct AppState {
     pub audit: Arc<dyn crate::http::internal::Audit>,
     pub http: Arc<HttpConfig>,
     pub metrics: Option<PrometheusHandle>,
+    /// Open while the store does not answer: requests then fail fast.
+    pub breaker: crate::breaker::Breaker,
 }
 
 /// The whole API.
@@ -99,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::fail_fast,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
