@@ -233,6 +233,23 @@ impl PrivatePostgres {
             // A test server: durability is not what these tests are about.
             .args(["-c", "fsync=off", "-c", "max_connections=100"]);
         self.0.spawn(command).await;
+        // Listening is not ready: until recovery ends, connections are refused with "the
+        // database system is starting up".
+        let url = self.url();
+        crate::poll(
+            "the private PostgreSQL to accept connections",
+            START_TIMEOUT,
+            || {
+                let url = url.clone();
+                async move {
+                    use sqlx::Connection;
+                    let connection = sqlx::PgConnection::connect(&url).await.ok()?;
+                    let _ = connection.close().await;
+                    Some(())
+                }
+            },
+        )
+        .await;
     }
 
     /// Stops the server as `pg_ctl stop -m fast` does (SIGINT): clients are disconnected.
