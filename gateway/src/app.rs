@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::breaker::{Breaker, BreakerSettings};
 use crate::config::Config;
 use crate::http::extract::Role;
 use crate::http::{self, AppState, HttpConfig, Notifications};
@@ -24,6 +25,18 @@ fn metrics_handle() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
         .clone()
+}
+
+/// The breaker in front of the store, probing it with `SELECT 1`.
+fn store_breaker(store: &commands::Store) -> Breaker {
+    let store = store.clone();
+    Breaker::probing(
+        move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        },
+        BreakerSettings::default(),
+    )
 }
 
 /// A built application, listening, not yet serving.
@@ -89,6 +102,7 @@ impl Application {
                 header_read_timeout: Duration::from_secs(10),
             }),
             metrics: metrics_handle(),
+            breaker: store_breaker(&store),
         };
         let listener = TcpListener::bind(config.bind)
             .await
@@ -134,6 +148,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
     }
 
     pub fn port(&self) -> u16 {

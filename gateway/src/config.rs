@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use commands::secrets::{decode_key, generate_key, Keyring};
@@ -12,7 +14,10 @@ use commands::Store;
 pub struct Config {
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    /// `DATABASE_URL` as given (it may carry a password: never log it).
     pub database_url: Option<String>,
+    /// Which store `DATABASE_URL` names.
+    pub database: Database,
     /// `NATS_URL`; unset means the in-process bus.
     pub nats_url: Option<String>,
     /// `ACCOUNTD_NATS_STREAM_PREFIX`, prepended verbatim to stream names and subjects.
@@ -39,6 +44,56 @@ pub struct Config {
     /// `ACCOUNTD_PREVIOUS_SECRET_KEYS`: older keys, comma-separated, still accepted for opening
     /// sealed values after a rotation.
     previous_secret_keys: Vec<String>,
+}
+
+/// The store `DATABASE_URL` chooses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// No `DATABASE_URL`: the embedded SQLite file `accountd.db` in the data folder.
+    Embedded,
+    /// `postgres://…` or `postgresql://…`.
+    Postgres,
+    /// `sqlite://PATH` (or `sqlite:PATH`): the embedded store in that file, created if missing.
+    /// The key file and the file sink stay in the data folder.
+    SqliteFile(PathBuf),
+}
+
+impl Database {
+    /// Parses `DATABASE_URL`. Refused with a message that says what is accepted: another
+    /// scheme, an in-memory SQLite database (every event would be lost at exit), or SQLite
+    /// options in a query string (the store sets its own).
+    pub fn parse(url: Option<&str>) -> anyhow::Result<Self> {
+        let Some(url) = url else {
+            return Ok(Self::Embedded);
+        };
+        let Some((scheme, rest)) = url.split_once(':') else {
+            bail!("DATABASE_URL must be postgres://… or sqlite://PATH");
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => {
+                // Parsed now so that a malformed URL is a configuration error, not a failure
+                // at the first connection; sqlx's messages do not repeat the URL.
+                sqlx::postgres::PgConnectOptions::from_str(url)
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                Ok(Self::Postgres)
+            }
+            "sqlite" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.contains('?') {
+                    bail!("DATABASE_URL: sqlite://PATH takes a file path only, without ?options");
+                }
+                if path.is_empty() || path.contains(":memory:") || path.starts_with(':') {
+                    bail!(
+                        "DATABASE_URL: sqlite:// needs a file path (an in-memory database would lose every event at exit)"
+                    );
+                }
+                Ok(Self::SqliteFile(PathBuf::from(path)))
+            }
+            other => bail!(
+                "DATABASE_URL has the scheme {other:?}; accountd takes postgres://… (PostgreSQL) or sqlite://PATH (the embedded store in that file)"
+            ),
+        }
+    }
 }
 
 impl Config {
@@ -103,6 +158,7 @@ impl Config {
             data_dir: var("ACCOUNTD_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("./data")),
+            database: Database::parse(var("DATABASE_URL").as_deref())?,
             database_url: var("DATABASE_URL"),
             secret_key: var("ACCOUNTD_SECRET_KEY"),
             previous_secret_keys: var("ACCOUNTD_PREVIOUS_SECRET_KEYS")
@@ -111,23 +167,25 @@ impl Config {
         })
     }
 
-    /// Opens the configured store (PostgreSQL when `DATABASE_URL` is set, else the embedded
-    /// SQLite file in the data folder) and migrates it.
+    /// Opens the configured store (PostgreSQL when `DATABASE_URL` is a PostgreSQL URL, else
+    /// the embedded SQLite file) and migrates it.
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        let store = match &self.database_url {
-            Some(url) => Store::connect_postgres(url, 32)
-                .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?,
-            None => {
+        let store = match (&self.database, &self.database_url) {
+            (Database::Postgres, Some(url)) => {
+                let target = check_postgres(url).await?;
+                Store::connect_postgres_failing_after(url, 32, ACQUIRE_TIMEOUT)
+                    .await
+                    .with_context(|| format!("connecting to PostgreSQL at {target}"))?
+            }
+            (Database::SqliteFile(path), _) => open_sqlite(path).await?,
+            _ => {
                 private_dir(&self.data_dir).with_context(|| {
                     format!("creating the data folder {}", self.data_dir.display())
                 })?;
                 let path = self.data_dir.join("accountd.db");
                 // SQLite gives its -wal and -shm files the mode of the database file.
                 private_file(&path).with_context(|| format!("creating {}", path.display()))?;
-                Store::open_sqlite(&path)
-                    .await
-                    .context("opening the embedded store")?
+                open_sqlite(&path).await?
             }
         };
         store.migrate().await.context("migrating the store")?;
@@ -149,10 +207,12 @@ impl Config {
     /// The keyring: `ACCOUNTD_SECRET_KEY`, or on the embedded store a key file generated into
     /// the data folder on first start. PostgreSQL deployments must configure the key.
     pub fn keyring(&self) -> anyhow::Result<Keyring> {
-        let current = match (&self.secret_key, &self.database_url) {
+        let current = match (&self.secret_key, &self.database) {
             (Some(key), _) => key.clone(),
-            (None, Some(_)) => bail!("ACCOUNTD_SECRET_KEY is required with DATABASE_URL"),
-            (None, None) => self.embedded_key()?,
+            (None, Database::Postgres) => {
+                bail!("ACCOUNTD_SECRET_KEY is required with a PostgreSQL DATABASE_URL")
+            }
+            (None, Database::Embedded | Database::SqliteFile(_)) => self.embedded_key()?,
         };
         let current = decode_key(&current).context("ACCOUNTD_SECRET_KEY")?;
         let older = self
@@ -198,6 +258,57 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     options.mode(0o600);
     options.open(path).map(drop)
+/// How long a request waits for a database connection: with PostgreSQL down, requests must
+/// answer 503 within a second (issue 12), and the breaker answers the ones after at once.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How long the start-up check waits for PostgreSQL to answer.
+const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One direct connection before the pool is built, so that an unreachable database is reported
+/// at once with its real cause ("Connection refused"): the pool retries refused connections
+/// until its acquire timeout and then says only "pool timed out". Returns where it connected
+/// (`host:port/database`, no credentials) for messages.
+async fn check_postgres(url: &str) -> anyhow::Result<String> {
+    use sqlx::Connection;
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+    let target = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options
+            .get_database()
+            .unwrap_or_else(|| options.get_username())
+    );
+    match tokio::time::timeout(
+        POSTGRES_CHECK_TIMEOUT,
+        sqlx::PgConnection::connect_with(&options),
+    )
+    .await
+    {
+        Ok(Ok(connection)) => {
+            // Closing politely is best effort: the pool opens its own connections.
+            let _ = connection.close().await;
+            Ok(target)
+        }
+        Ok(Err(e)) => Err(e).with_context(|| format!("connecting to PostgreSQL at {target}")),
+        Err(_) => bail!(
+            "connecting to PostgreSQL at {target}: no answer within {} s",
+            POSTGRES_CHECK_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+/// Opens the embedded store in `path`.
+async fn open_sqlite(path: &Path) -> anyhow::Result<Store> {
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("creating the folder {}", folder.display()))?;
+    }
+    Store::open_sqlite(path)
+        .await
+        .with_context(|| format!("opening the embedded store {}", path.display()))
 }
 
 /// Writes a file only its owner can read.
@@ -215,4 +326,66 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     file.write_all(contents.as_bytes())?;
     file.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(url: &str) -> String {
+        format!("{:#}", Database::parse(Some(url)).unwrap_err())
+    }
+
+    #[test]
+    fn database_url_names_postgres_or_a_sqlite_file() {
+        assert_eq!(Database::parse(None).unwrap(), Database::Embedded);
+        for url in [
+            "postgres://u:p@db:5432/accounts",
+            "postgresql://db/accounts",
+        ] {
+            assert_eq!(Database::parse(Some(url)).unwrap(), Database::Postgres);
+        }
+        assert_eq!(
+            Database::parse(Some("sqlite:///var/lib/accountd/events.db")).unwrap(),
+            Database::SqliteFile(PathBuf::from("/var/lib/accountd/events.db"))
+        );
+        assert_eq!(
+            Database::parse(Some("sqlite://data/events.db")).unwrap(),
+            Database::SqliteFile(PathBuf::from("data/events.db"))
+        );
+        assert_eq!(
+            Database::parse(Some("sqlite:events.db")).unwrap(),
+            Database::SqliteFile(PathBuf::from("events.db"))
+        );
+    }
+
+    #[test]
+    fn other_database_urls_are_refused_saying_what_is_accepted() {
+        assert!(refusal("mysql://db/accounts").contains("postgres://"));
+        assert!(refusal("sqlite::memory:").contains("in-memory"));
+        assert!(refusal("sqlite://").contains("file path"));
+        assert!(refusal("sqlite://x.db?mode=ro").contains("without ?options"));
+        assert!(refusal("accounts").contains("sqlite://PATH"));
+        let bad_port = refusal("postgres://u:secret@db:notaport/accounts");
+        assert!(
+            bad_port.contains("not a valid PostgreSQL URL"),
+            "{bad_port}"
+        );
+        assert!(!bad_port.contains("secret"), "{bad_port}");
+    }
+
+    #[test]
+    fn a_sqlite_file_keeps_its_key_in_the_data_folder() {
+        let dir = std::env::temp_dir().join(format!("accountd_cfg_{}", uuid::Uuid::new_v4()));
+        let dir_text = dir.display().to_string();
+        let config = Config::from_vars(|name| match name {
+            "DATABASE_URL" => Some("sqlite://elsewhere.db".to_owned()),
+            "ACCOUNTD_DATA_DIR" => Some(dir_text.clone()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(config.keyring().is_ok(), "no ACCOUNTD_SECRET_KEY needed");
+        assert!(dir.join("secret.key").exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -98,9 +98,34 @@ pub async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
         replicas: config.nats_replicas.max(1),
     })
     .await
-    .context("connecting to the bus (NATS_URL)")?;
+    .with_context(|| match &config.nats_url {
+        Some(url) => format!("connecting to NATS at {} (NATS_URL)", redacted_url(url)),
+        None => "starting the in-process bus".to_owned(),
+    })?;
     info!(bus = ?bus, "bus ready");
     Ok(bus)
+}
+
+/// A URL (or a comma-separated list of them) fit for messages: the user and password of each
+/// are left out.
+pub fn redacted_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let url = url.trim();
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let rest = match rest[..authority_end].rfind('@') {
+                Some(at) => &rest[at + 1..],
+                None => rest,
+            };
+            if scheme.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{scheme}://{rest}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The senders SPEC §7 configures (SMTP, SMS gateway, or the file sink in the data folder).
@@ -590,4 +615,22 @@ async fn wait_for_lines(
 /// The data folder's outbox (the file sink), for operators and tests.
 pub fn outbox_path(data_dir: &Path) -> PathBuf {
     data_dir.join("outbox.ndjson")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn redacted_urls_keep_the_address_and_drop_credentials() {
+        assert_eq!(
+            redacted_url("nats://user:secret@nats-1:4222, tls://token@nats-2:4222/x"),
+            "nats://nats-1:4222,tls://nats-2:4222/x"
+        );
+        assert_eq!(
+            redacted_url("nats://127.0.0.1:4222"),
+            "nats://127.0.0.1:4222"
+        );
+        assert_eq!(redacted_url("127.0.0.1:4222"), "127.0.0.1:4222");
+    }
 }

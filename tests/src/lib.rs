@@ -9,8 +9,10 @@
 //!   problem assertion [`assert_problem`], and [`on_both_backends!`], which turns one async
 //!   flow into a test per backend.
 //! - [`browser`]: a headless Chromium over WebDriver, for the HTML pages.
+//! - [`procs`]: private PostgreSQL and NATS servers that fault tests stop and restart.
 //! - `tests/smoke.rs`: the first flow.
 //! - `tests/browser.rs`: the reset page, driven in Chromium.
+//! - `tests/operations_faults.rs`: readiness and failing fast through outages of those servers.
 //! - `tests/e2e/`: one binary, one file per flow of SPEC §3 (one binary links once and runs
 //!   its tests in parallel).
 //!
@@ -23,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod procs;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -45,12 +45,25 @@ pub enum StoreError {
 }
 
 impl Store {
-    /// Connects to PostgreSQL. The pool is sized for a gateway on a small machine.
+    /// Connects to PostgreSQL. The pool is sized for a gateway on a small machine; waiting for a
+    /// connection gives up after 5 s (tools and tests: patience over failing fast).
     pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_postgres_failing_after(url, max_connections, Duration::from_secs(5)).await
+    }
+
+    /// Connects to PostgreSQL with a pool whose callers wait at most `acquire_timeout` for a
+    /// connection. The service uses a short one, so that with the database down a request fails
+    /// in well under a second instead of queueing (the pool retries refused connections until
+    /// then).
+    pub async fn connect_postgres_failing_after(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self::Postgres(pool))

@@ -19,11 +19,17 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// What went wrong inside, for the log only (never the body).
     pub cause: Option<String>,
+    /// The store failed: the response carries [`StoreFailure`] so that the breaker sees it.
+    pub store_failure: bool,
 }
 
 /// The cause of a server failure, carried from the handler to the access log.
 #[derive(Debug, Clone)]
 pub struct Fault(pub String);
+
+/// A response extension: this answer is a failure of the store (see `crate::breaker`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -45,14 +51,17 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
             cause: None,
+            store_failure: false,
         }
     }
 
-    /// A 503 whose `cause` (what failed: `what`, and why) is logged once by the access log.
+    /// A 503 for a failed store or dependency: its `cause` (what failed: `what`, and why) is
+    /// logged once by the access log, and the breaker is told (both live in the store's
+    /// database).
     pub fn fault(what: &str, cause: impl std::fmt::Display) -> Self {
         Self {
             cause: Some(format!("{what}: {cause}")),
-            ..Self::unavailable(2)
+            ..Self::store_unavailable()
         }
     }
 
@@ -92,6 +101,14 @@ impl ApiError {
                 "unavailable",
                 "The service is temporarily unavailable; try again shortly.",
             )
+        }
+    }
+
+    /// A 503 for a failure of the store.
+    pub fn store_unavailable() -> Self {
+        Self {
+            store_failure: true,
+            ..Self::unavailable(2)
         }
     }
 
@@ -190,6 +207,9 @@ impl IntoResponse for ApiError {
         }
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(Fault(cause));
+        }
+        if self.store_failure {
+            response.extensions_mut().insert(StoreFailure);
         }
         response
     }

@@ -1,6 +1,6 @@
 //! Cross-cutting request handling: per-IP limits on public routes, Idempotency-Key on POST
-//! commands, a request timeout answered as a problem, and request metrics; and the hardening
-//! every request gets (issue 13): bounded client headers, the body read whole before any
+//! commands, a request timeout answered as a problem, failing fast while the store is down, and
+//! request metrics; and the hardening every request gets (issue 13): bounded client headers, the body read whole before any
 //! handler (early 413, 408 for a body that never arrives), no NUL in the target, `no-store` on
 //! every answer, and a problem document for every error.
 
@@ -15,7 +15,7 @@ use commands::Store;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::error::{ApiError, Fault};
+use super::error::{ApiError, Fault, StoreFailure};
 use super::extract::{client_of, payload_too_large};
 use super::{AppState, BODY_LIMIT};
 
@@ -64,12 +64,37 @@ pub async fn ip_limit(State(state): State<AppState>, request: Request, next: Nex
     }
 }
 
-/// Answers 503 when a request takes longer than the configured timeout.
+/// Answers 503 when a request takes longer than the configured timeout. A hung database is
+/// one cause: the breaker is told, and its probe decides.
 pub async fn timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(state.http.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::unavailable(1).into_response(),
+        Err(_) => {
+            state.breaker.report_failure();
+            ApiError::unavailable(1).into_response()
+        }
     }
+}
+
+/// While the breaker is open (the store does not answer), every request but the operations
+/// routes answers 503 at once instead of waiting for the pool; an answer that is a store
+/// failure tells the breaker, which probes the store (see `crate::breaker`).
+pub async fn fail_fast(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let operations = matches!(
+        request.uri().path(),
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.json"
+    );
+    if operations {
+        return next.run(request).await;
+    }
+    if state.breaker.is_open() {
+        return ApiError::unavailable(1).into_response();
+    }
+    let response = next.run(request).await;
+    if response.extensions().get::<StoreFailure>().is_some() {
+        state.breaker.report_failure();
+    }
+    response
 }
 
 /// The method as a metrics label: the standard ones, else `other` (a client can send any token).

@@ -4,8 +4,9 @@
 //! # Layout
 //! - `error.rs`: problem+json and the one mapping from domain and service errors.
 //! - `extract.rs`: JSON bodies, bearer sessions, service callers, client context.
-//! - `middleware.rs`: per-IP limits, idempotency keys, timeouts, the request span, the access
-//!   log (one line per request, and a server failure's cause once) and metrics.
+//! - `middleware.rs`: per-IP limits, idempotency keys, timeouts, failing fast while the store
+//!   is down, the request span, the access log (one line per request, and a server failure's
+//!   cause once) and metrics.
 //! - `hardening.rs`: bounded request ids, the body read with a deadline, `no-store`, problem
 //!   documents for every error.
 //! - `serve.rs`: the HTTP/1 and HTTP/2 server with a header-read timeout.
@@ -85,6 +86,8 @@ pub struct AppState {
     pub audit: Arc<dyn crate::http::internal::Audit>,
     pub http: Arc<HttpConfig>,
     pub metrics: Option<PrometheusHandle>,
+    /// Open while the store does not answer: requests then fail fast.
+    pub breaker: crate::breaker::Breaker,
 }
 
 /// The whole API.
@@ -113,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(from_fn(hardening::problem_for_every_error))
         .layer(from_fn_with_state(state.clone(), middleware::idempotency))
+        .layer(from_fn_with_state(state.clone(), middleware::fail_fast))
         .layer(from_fn_with_state(state.clone(), middleware::timeout))
         .layer(from_fn_with_state(state.clone(), hardening::read_body))
         .layer(from_fn(middleware::access_log))

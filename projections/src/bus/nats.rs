@@ -44,8 +44,9 @@ impl NatsBus {
             // answers is used, the others are tried when it goes away.
             .connect(url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
-            // The URL may carry credentials: only the error kind is shown.
-            .map_err(|e| BusError::Connect(e.kind().to_string()))?;
+            // The URL may carry credentials, so it is not in the message; the kind and its
+            // cause are ("IO error: Connection refused (os error 111)").
+            .map_err(|e| BusError::Connect(e.to_string()))?;
         let js = jetstream::ContextBuilder::new()
             .timeout(Duration::from_secs(5))
             .ack_timeout(Duration::from_secs(5))
@@ -86,10 +87,12 @@ impl NatsBus {
         Ok(())
     }
 
+    /// A real round trip: the stream's info from the server (`get_stream_no_info` would only
+    /// build a local handle and answer even with the server gone).
     pub(super) async fn ping(&self, topology: &Topology) -> Result<(), BusError> {
         let name = topology.stream_name(StreamKind::AccountEvents);
         self.js
-            .get_stream_no_info(&name)
+            .get_stream(&name)
             .await
             .map(drop)
             .map_err(|e| BusError::Unreachable(e.to_string()))

@@ -1,0 +1,296 @@
+//! Private PostgreSQL and NATS servers for fault tests: each test starts its own on a free
+//! loopback port, stops and restarts it as an outage would, and kills only that process, by
+//! its PID. The shared servers on 5432 and 4222 are never touched.
+//!
+//! - [`PrivatePostgres`]: `initdb` into a temporary folder, then `postgres` (as the `postgres`
+//!   user when the tests run as root, since PostgreSQL refuses to run as root).
+//! - [`PrivateNats`]: `nats-server -js` with its own JetStream folder, so streams survive a
+//!   restart as they would on a real server.
+//!
+//! Both are stopped and their folders removed on drop.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+/// The folder of `initdb` and `postgres`: `ACCOUNTD_PG_BINDIR`, else the newest of Debian's
+/// `/usr/lib/postgresql/*/bin` (as `deploy/local/postgres.sh` finds them).
+fn pg_bindir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ACCOUNTD_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("PostgreSQL's server programs (Debian package postgresql, or ACCOUNTD_PG_BINDIR)")
+}
+
+/// `ACCOUNTD_TEST_NATS_SERVER` (set by deploy/test.sh), else Debian's nats-server.
+fn nats_server() -> PathBuf {
+    std::env::var_os("ACCOUNTD_TEST_NATS_SERVER")
+        .map_or_else(|| PathBuf::from("/usr/sbin/nats-server"), PathBuf::from)
+}
+/// How long a server may take to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A port nobody listens on now (the OS picks it; the listener is closed again).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// A fresh temporary folder.
+fn scratch_dir(kind: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("accountd_{kind}_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    dir
+}
+
+/// Waits until something accepts TCP connections on `port`.
+async fn until_listening(port: u16, what: &str) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    crate::poll(
+        &format!("{what} to listen on {port}"),
+        START_TIMEOUT,
+        || async move {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .ok()
+                .map(drop)
+        },
+    )
+    .await;
+}
+
+/// Sends `signal` (`INT`, `KILL`, …) to `pid` with kill(1), then waits for `child` to exit.
+async fn signal_and_wait(child: &mut Child, signal: &str) {
+    let Some(pid) = child.id() else {
+        return; // Already reaped.
+    };
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .await
+        .expect("kill(1) runs");
+    assert!(sent.success(), "kill -{signal} {pid} failed");
+    let waited = tokio::time::timeout(START_TIMEOUT, child.wait()).await;
+    if waited.is_err() {
+        // It did not stop in time: make sure it does.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+/// The uid and gid of the `postgres` user, when this process is root (PostgreSQL refuses to
+/// run as root); `None` otherwise.
+fn postgres_user() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?;
+    if uid != "0" {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let entry = passwd.lines().find(|line| line.starts_with("postgres:"))?;
+    let mut fields = entry.split(':').skip(2);
+    let uid = fields.next()?.parse().ok()?;
+    let gid = fields.next()?.parse().ok()?;
+    Some((uid, gid))
+}
+
+/// A command run as the `postgres` user when needed, its output appended to `log`.
+fn pg_command(program: &str, log: &Path) -> Command {
+    let mut command = Command::new(pg_bindir().join(program));
+    if let Some((uid, gid)) = postgres_user() {
+        command.uid(uid).gid(gid);
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("a log file");
+    let err = log.try_clone().expect("a second handle on the log");
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err))
+        .kill_on_drop(true);
+    command
+}
+
+/// What the two servers share: a folder, a port, and the process while it runs. Dropping it
+/// kills the process (SIGKILL, by its PID) and removes the folder.
+struct Server {
+    /// Named in messages.
+    what: &'static str,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Server {
+    fn new(what: &'static str, kind: &str) -> Self {
+        Self {
+            what,
+            dir: scratch_dir(kind),
+            port: free_port(),
+            child: None,
+        }
+    }
+
+    /// Spawns `command` and waits until it listens on the port.
+    async fn spawn(&mut self, mut command: Command) {
+        assert!(self.child.is_none(), "{} already runs", self.what);
+        self.child = Some(
+            command
+                .spawn()
+                .unwrap_or_else(|e| panic!("{} does not start: {e}", self.what)),
+        );
+        until_listening(self.port, self.what).await;
+    }
+
+    /// Sends `signal` and waits for the process to exit.
+    async fn stop(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            signal_and_wait(&mut child, signal).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            // A postmaster's backends exit when they see it gone.
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A PostgreSQL server of this test's own.
+pub struct PrivatePostgres(Server);
+
+impl PrivatePostgres {
+    /// Creates a cluster (trust authentication, user `postgres`) and starts it.
+    pub async fn start() -> Self {
+        let server = Server::new("the private PostgreSQL", "pg");
+        if let Some((uid, gid)) = postgres_user() {
+            std::os::unix::fs::chown(&server.dir, Some(uid), Some(gid))
+                .expect("the folder given to postgres");
+        }
+        let log = server.dir.join("server.log");
+        let initialised = pg_command("initdb", &log)
+            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"])
+            .arg("-D")
+            .arg(server.dir.join("data"))
+            .status()
+            .await
+            .expect("initdb runs");
+        assert!(
+            initialised.success(),
+            "initdb failed; see {}",
+            log.display()
+        );
+        let mut postgres = Self(server);
+        postgres.restart().await;
+        postgres
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.0.port)
+    }
+
+    /// Starts the server again (same data, same port) and waits until it listens.
+    pub async fn restart(&mut self) {
+        let dir = &self.0.dir;
+        let mut command = pg_command("postgres", &dir.join("server.log"));
+        command
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-p", &self.0.port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1"])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.display()))
+            // A test server: durability is not what these tests are about.
+            .args(["-c", "fsync=off", "-c", "max_connections=100"]);
+        self.0.spawn(command).await;
+        // Listening is not ready: until recovery ends, connections are refused with "the
+        // database system is starting up".
+        let url = self.url();
+        crate::poll(
+            "the private PostgreSQL to accept connections",
+            START_TIMEOUT,
+            || {
+                let url = url.clone();
+                async move {
+                    use sqlx::Connection;
+                    let connection = sqlx::PgConnection::connect(&url).await.ok()?;
+                    let _ = connection.close().await;
+                    Some(())
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Stops the server as `pg_ctl stop -m fast` does (SIGINT): clients are disconnected.
+    pub async fn stop(&mut self) {
+        self.0.stop("INT").await;
+    }
+}
+
+/// A NATS server with JetStream of this test's own.
+pub struct PrivateNats(Server);
+
+impl PrivateNats {
+    pub async fn start() -> Self {
+        let mut nats = Self(Server::new("the private NATS server", "nats"));
+        nats.restart().await;
+        nats
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.0.port)
+    }
+
+    /// Starts the server again (same JetStream folder, same port) and waits until it listens.
+    pub async fn restart(&mut self) {
+        let mut command = Command::new(nats_server());
+        command
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.0.port.to_string()])
+            .arg("-sd")
+            .arg(self.0.dir.join("jetstream"))
+            .arg("-l")
+            .arg(self.0.dir.join("server.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        self.0.spawn(command).await;
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub async fn stop(&mut self) {
+        self.0.stop("KILL").await;
+    }
+}
