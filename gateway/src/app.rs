@@ -2,6 +2,7 @@
 //! end-to-end tests start on port 0.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -258,6 +258,8 @@ fn private_file(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     options.mode(0o600);
     options.open(path).map(drop)
+}
+
 /// How long a request waits for a database connection: with PostgreSQL down, requests must
 /// answer 503 within a second (issue 12), and the breaker answers the ones after at once.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
