@@ -9,7 +9,9 @@
 //!    never committed); otherwise the row is marked `held` and the claimant is refused. Reading
 //!    the owner's state is the command layer's part (`CommandService::claim`).
 
-use sqlx::Row;
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use crate::store::{Store, StoreError};
 
@@ -34,7 +36,47 @@ impl ClaimKind {
 }
 
 /// How long a `pending` claim may stay before a claimant checks whether its command died.
-const STALE_AFTER_SECONDS: i64 = 60;
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// The claim on a value, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRow {
+    pub owner: String,
+    /// Its command committed.
+    pub held: bool,
+    /// Pending for longer than the staleness bound asked for.
+    pub stale: bool,
+}
+
+/// The claims table: each statement on its own; the protocol above is [`Store`]'s.
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    /// Inserts a `pending` claim; `false` when the value is claimed already.
+    async fn insert_pending(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError>;
+    /// The claim on `value`, `stale` when pending for longer than `stale_after` (by the
+    /// database's clock, the one that stamped it).
+    async fn claim_row(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        stale_after: Duration,
+    ) -> Result<Option<ClaimRow>, StoreError>;
+    /// Marks `owner`'s claim as held.
+    async fn mark_held(&self, kind: ClaimKind, value: &str, owner: &str) -> Result<(), StoreError>;
+    /// Deletes `owner`'s claim; only a pending one when `pending_only`.
+    async fn delete(
+        &self,
+        kind: ClaimKind,
+        value: &str,
+        owner: &str,
+        pending_only: bool,
+    ) -> Result<(), StoreError>;
+}
 
 /// What one claim attempt found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,18 +99,18 @@ impl Store {
         owner: &str,
     ) -> Result<ClaimAttempt, StoreError> {
         loop {
-            if self.insert_claim(kind, value, owner).await? {
+            if self.claims().insert_pending(kind, value, owner).await? {
                 return Ok(ClaimAttempt::Ours);
             }
-            let Some((current, held, stale)) = self.claim_row(kind, value).await? else {
+            let Some(row) = self.claims().claim_row(kind, value, STALE_AFTER).await? else {
                 continue; // released in between: try again
             };
-            return Ok(if current == owner {
+            return Ok(if row.owner == owner {
                 ClaimAttempt::Ours
-            } else if held || !stale {
+            } else if row.held || !row.stale {
                 ClaimAttempt::Taken
             } else {
-                ClaimAttempt::Stale { owner: current }
+                ClaimAttempt::Stale { owner: row.owner }
             });
         }
     }
@@ -85,14 +127,13 @@ impl Store {
         if owner_holds_value {
             self.hold(kind, value, owner).await
         } else {
-            self.release_pending(kind, value, owner).await
+            self.claims().delete(kind, value, owner, true).await
         }
     }
 
     /// Marks `owner`'s claim as held: its command committed.
     pub async fn hold(&self, kind: ClaimKind, value: &str, owner: &str) -> Result<(), StoreError> {
-        let sql = "UPDATE claims SET state = 'held' WHERE kind = $1 AND value = $2 AND owner = $3";
-        self.exec3(sql, kind.as_str(), value, owner).await
+        self.claims().mark_held(kind, value, owner).await
     }
 
     /// Gives up `owner`'s claim, pending or held (a failed command, a released server IP).
@@ -102,8 +143,7 @@ impl Store {
         value: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
-        let sql = "DELETE FROM claims WHERE kind = $1 AND value = $2 AND owner = $3";
-        self.exec3(sql, kind.as_str(), value, owner).await
+        self.claims().delete(kind, value, owner, false).await
     }
 
     /// Who owns `value`, if anyone (pending or held).
@@ -112,106 +152,7 @@ impl Store {
         kind: ClaimKind,
         value: &str,
     ) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .claim_row(kind, value)
-            .await?
-            .map(|(owner, _, _)| owner))
+        let row = self.claims().claim_row(kind, value, STALE_AFTER).await?;
+        Ok(row.map(|row| row.owner))
     }
-
-    async fn release_pending(
-        &self,
-        kind: ClaimKind,
-        value: &str,
-        owner: &str,
-    ) -> Result<(), StoreError> {
-        let sql = "DELETE FROM claims WHERE kind = $1 AND value = $2 AND owner = $3 AND state = 'pending'";
-        self.exec3(sql, kind.as_str(), value, owner).await
-    }
-
-    async fn insert_claim(
-        &self,
-        kind: ClaimKind,
-        value: &str,
-        owner: &str,
-    ) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO claims (kind, value, owner, state) VALUES ($1, $2, $3, 'pending') \
-                   ON CONFLICT (kind, value) DO NOTHING";
-        let inserted = match self {
-            Self::Postgres(pool) => sqlx::query(sql)
-                .bind(kind.as_str())
-                .bind(value)
-                .bind(owner)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Self::Sqlite(pool) => sqlx::query(&sqlite(sql))
-                .bind(kind.as_str())
-                .bind(value)
-                .bind(owner)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
-        Ok(inserted == 1)
-    }
-
-    /// (owner, held, stale) of the claim on `value`.
-    async fn claim_row(
-        &self,
-        kind: ClaimKind,
-        value: &str,
-    ) -> Result<Option<(String, bool, bool)>, StoreError> {
-        let row = match self {
-            Self::Postgres(pool) => sqlx::query(
-                "SELECT owner, state = 'held' AS held, \
-                        claimed_at < now() - make_interval(secs => $3) AS stale \
-                   FROM claims WHERE kind = $1 AND value = $2",
-            )
-            .bind(kind.as_str())
-            .bind(value)
-            .bind(STALE_AFTER_SECONDS as f64)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get("owner"), r.get("held"), r.get("stale"))),
-            Self::Sqlite(pool) => sqlx::query(
-                "SELECT owner, state = 'held' AS held, \
-                        julianday(claimed_at) < julianday('now') - (?3 / 86400.0) AS stale \
-                   FROM claims WHERE kind = ?1 AND value = ?2",
-            )
-            .bind(kind.as_str())
-            .bind(value)
-            .bind(STALE_AFTER_SECONDS)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get("owner"), r.get("held"), r.get("stale"))),
-        };
-        Ok(row)
-    }
-
-    async fn exec3(&self, sql: &str, a: &str, b: &str, c: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(sql)
-                    .bind(a)
-                    .bind(b)
-                    .bind(c)
-                    .execute(pool)
-                    .await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(&sqlite(sql))
-                    .bind(a)
-                    .bind(b)
-                    .bind(c)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The SQLite spelling of a statement written with PostgreSQL's `$n` placeholders.
-fn sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
 }

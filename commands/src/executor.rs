@@ -18,24 +18,58 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex as AsyncMutex, Notify};
 
-use chrono::SecondsFormat;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
+use domain::account::AccountEvent;
 use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
 use domain::stored::{from_payload, to_payload};
-use domain::DomainServices;
+use domain::{Account, Challenge, DomainServices, Recovery};
 use rand::Rng;
 use serde_json::Value;
 use tracing::{debug, instrument, warn};
 use uuid::Uuid;
 
 use crate::context::CommandContext;
-use crate::store::{Store, StoreError};
+use crate::store::{occurred_at_text, ResetIndexEntry, Store, StoreError};
 
 /// How long a command keeps deciding again after losing races for its stream (to writers in
 /// other processes: writers in this process take turns on a per-stream lock).
 const CONFLICT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// What an aggregate's new events add to the write side's indexes, written in the same
+/// transaction as the events (so a reset link works the moment its event is committed).
+pub trait Indexed: Aggregate {
+    /// The reset-token index rows of `events`, decided for aggregate `id`.
+    fn reset_index(id: &str, events: &[Self::Event]) -> Vec<ResetIndexEntry> {
+        let _ = (id, events);
+        Vec::new()
+    }
+}
+
+impl Indexed for Account {
+    fn reset_index(id: &str, events: &[AccountEvent]) -> Vec<ResetIndexEntry> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                AccountEvent::ResetTokenIssued {
+                    token_digest,
+                    expires_at,
+                    ..
+                } => Some(ResetIndexEntry {
+                    token_digest: token_digest.as_hex().to_owned(),
+                    account_id: id.to_owned(),
+                    expires_at: *expires_at,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Indexed for Challenge {}
+
+impl Indexed for Recovery {}
 
 /// An aggregate as loaded from the store.
 #[derive(Debug, Clone)]
@@ -165,9 +199,8 @@ impl Executor {
             sequence: 0,
             head: GENESIS.to_owned(),
         });
-        let rows = self
-            .store
-            .stream_events_after::<A>(id, loaded.sequence)
+        let rows = (self.store.events())
+            .stream(A::TYPE, id, loaded.sequence)
             .await?;
         let fresh = !rows.is_empty();
         for row in rows {
@@ -202,7 +235,7 @@ impl Executor {
         context: &CommandContext,
     ) -> Result<Committed<A>, CommandError<A::Error>>
     where
-        A: Aggregate<Services = DomainServices> + Clone + 'static,
+        A: Indexed<Services = DomainServices> + Clone + 'static,
         A::Command: Clone,
     {
         let lock = self.stream_lock(&cache_key::<A>(id));
@@ -232,11 +265,7 @@ impl Executor {
                     state,
                 });
             }
-            let occurred_at = self
-                .services
-                .clock
-                .now()
-                .to_rfc3339_opts(SecondsFormat::Micros, true);
+            let occurred_at = occurred_at_text(self.services.clock.now());
             let rows = serialize::<A>(
                 id,
                 loaded.sequence,
@@ -245,7 +274,8 @@ impl Executor {
                 context,
                 &occurred_at,
             )?;
-            match self.store.append::<A>(&rows).await {
+            let resets = A::reset_index(id, &events);
+            match self.store.events().append(A::TYPE, &rows, &resets).await {
                 Ok(()) => {
                     debug!(events = events.len(), "committed");
                     self.commits.notify_waiters();

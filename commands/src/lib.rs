@@ -4,7 +4,8 @@
 //! PostgreSQL (postgres-es's table) or on the embedded SQLite store (sqlite-es's table).
 //!
 //! # Layout
-//! - [`store`]: the two backends, migrations, and the gap-free global reader (`read_after`).
+//! - [`store`]: the storage seam: one trait per store, implemented in `store/pg` and
+//!   `store/sqlite`; [`Store`] chooses the backend once, from the location (ADR 0007).
 //! - [`executor`]: load → decide → append with per-event metadata and hash chain, retrying a
 //!   lost race for a sequence.
 //! - [`context`]: who issued a command and from where (becomes event metadata).
@@ -16,7 +17,7 @@
 //!   recovery values, login email, password change and reset, account recovery, servers).
 //! - [`limits`]: code cooldowns and daily caps, per-IP request limits, in the shared store.
 //! - [`ports`]: what the write side needs from the read side (directory, sessions).
-//! - [`testing`]: a fresh PostgreSQL database or SQLite file per test.
+//! - [`idempotency`]: Idempotency-Key records with a lease, nothing secret in clear.
 #![forbid(unsafe_code)]
 
 pub mod claims;
@@ -24,12 +25,12 @@ pub mod context;
 pub mod executor;
 pub mod flows;
 pub mod hasher;
+pub mod idempotency;
 pub mod limits;
 pub mod ports;
 pub mod secrets;
 pub mod service;
 pub mod store;
-pub mod testing;
 
 pub use context::{Actor, CommandContext};
 pub use executor::{CommandError, Committed, Executor, Loaded};

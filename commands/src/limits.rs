@@ -3,6 +3,7 @@
 //! the window), account-information messages per mobile (ten a day), and requests per client IP
 //! and route (fixed one-minute windows).
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
@@ -48,6 +49,48 @@ impl TargetLimit {
     };
 }
 
+impl TargetLimit {
+    /// Whether one more send at `now` is allowed after the sends at `times` (the last day's,
+    /// oldest first): `Err` with how long to wait when not. A refused request is not counted,
+    /// so it does not restart the window.
+    pub fn admits(&self, times: &[DateTime<Utc>], now: DateTime<Utc>) -> Result<(), RetryAfter> {
+        if let Some(last) = times.last() {
+            if now - *last < self.cooldown {
+                return Err(RetryAfter::from_chrono(self.cooldown - (now - *last)));
+            }
+        }
+        let per_day = usize::try_from(self.per_day).unwrap_or(usize::MAX);
+        if times.len() >= per_day {
+            let oldest = times[times.len() - per_day];
+            return Err(RetryAfter::from_chrono(oldest + Duration::days(1) - now));
+        }
+        Ok(())
+    }
+}
+
+/// The counters: each dialect makes `admit_send` exact under concurrency its own way.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Atomically with respect to other admissions of (`target`, `purpose`): reads the sends
+    /// since `now` minus a day, asks `limit`, and records one at `now` when admitted.
+    async fn admit_send(
+        &self,
+        target: &str,
+        purpose: &str,
+        limit: TargetLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), RetryAfter>, StoreError>;
+    /// Counts one request of `client_ip` to `route` in minute `window`; the count so far.
+    async fn count_request(
+        &self,
+        client_ip: &str,
+        route: &str,
+        window: i64,
+    ) -> Result<i64, StoreError>;
+    /// Forgets the windows before `window`.
+    async fn prune_request_windows(&self, window: i64) -> Result<(), StoreError>;
+}
+
 impl Store {
     /// Counts one send to `target` for `purpose` at `now` if `limit` allows it.
     pub async fn admit_send(
@@ -57,65 +100,7 @@ impl Store {
         limit: TargetLimit,
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError> {
-        let day_ago = now - Duration::days(1);
-        macro_rules! admit {
-            ($pool:expr, $lock:expr, $fix:expr) => {{
-                let fix: fn(&str) -> String = $fix;
-                let mut tx = $pool.begin().await?;
-                // Serialise admissions of one (target, purpose): check-then-insert is then exact.
-                sqlx::query(&fix($lock))
-                    .bind(target)
-                    .bind(purpose)
-                    .bind(day_ago)
-                    .execute(&mut *tx)
-                    .await?;
-                let times: Vec<DateTime<Utc>> = sqlx::query_scalar(&fix(
-                    "SELECT sent_at FROM code_sends WHERE target = $1 AND purpose = $2 \
-                     AND sent_at > $3 ORDER BY sent_at",
-                ))
-                .bind(target)
-                .bind(purpose)
-                .bind(day_ago)
-                .fetch_all(&mut *tx)
-                .await?;
-                if let Some(last) = times.last() {
-                    if now - *last < limit.cooldown {
-                        return Ok(Err(RetryAfter::from_chrono(limit.cooldown - (now - *last))));
-                    }
-                }
-                if times.len() as i64 >= limit.per_day {
-                    let oldest = times[times.len() - limit.per_day as usize];
-                    return Ok(Err(RetryAfter::from_chrono(
-                        oldest + Duration::days(1) - now,
-                    )));
-                }
-                sqlx::query(&fix(
-                    "INSERT INTO code_sends (target, purpose, sent_at) VALUES ($1, $2, $3)",
-                ))
-                .bind(target)
-                .bind(purpose)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }};
-        }
-        match self {
-            // The advisory lock is taken; the other binds are unused but keep one shape.
-            Self::Postgres(pool) => admit!(
-                pool,
-                "SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2)) \
-                 WHERE $3::timestamptz IS NOT NULL",
-                |s| s.to_owned()
-            ),
-            // SQLite: a write takes the database's single write lock at once; it also prunes.
-            Self::Sqlite(pool) => admit!(
-                pool,
-                "DELETE FROM code_sends WHERE target = $1 AND purpose = $2 AND sent_at <= $3",
-                |s| s.replace('$', "?")
-            ),
-        }
-        Ok(Ok(()))
+        self.limits().admit_send(target, purpose, limit, now).await
     }
 
     /// When the newest counted send to `target` for `purpose` was admitted: a code issued
@@ -153,52 +138,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError> {
         let window = now.timestamp().div_euclid(60);
-        const SQL: &str = "INSERT INTO ip_requests (client_ip, route, window_start, count) \
-            VALUES ($1, $2, $3, 1) ON CONFLICT (client_ip, route, window_start) \
-            DO UPDATE SET count = ip_requests.count + 1 RETURNING count";
-        let count: i32 = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar(SQL)
-                    .bind(client_ip)
-                    .bind(route)
-                    .bind(window)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar(&SQL.replace('$', "?"))
-                    .bind(client_ip)
-                    .bind(route)
-                    .bind(window)
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
+        let count = self
+            .limits()
+            .count_request(client_ip, route, window)
+            .await?;
         if rand::rng().random_ratio(1, 200) {
-            self.prune_request_windows(window).await?;
+            self.limits().prune_request_windows(window - 1).await?;
         }
-        if count as i64 > i64::from(per_minute) {
+        if count > i64::from(per_minute) {
             let reset = (window + 1) * 60 - now.timestamp();
             return Ok(Err(RetryAfter(std::time::Duration::from_secs(
                 reset.max(1) as u64,
             ))));
         }
         Ok(Ok(()))
-    }
-
-    async fn prune_request_windows(&self, window: i64) -> Result<(), StoreError> {
-        const SQL: &str = "DELETE FROM ip_requests WHERE window_start < $1";
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(SQL).bind(window - 1).execute(pool).await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(&SQL.replace('$', "?"))
-                    .bind(window - 1)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 }

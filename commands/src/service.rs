@@ -14,6 +14,7 @@ use crate::claims::{ClaimAttempt, ClaimKind};
 use crate::context::{Actor, CommandContext};
 use crate::executor::{CommandError, Committed, Executor, Loaded};
 use crate::hasher::{Overloaded, PasswordHasher};
+use crate::idempotency::Idempotency;
 use crate::limits::{RetryAfter, TargetLimit};
 use crate::ports::{AccountDirectory, NoDirectory, NoSessions, SessionStore};
 use crate::secrets::Keyring;
@@ -153,6 +154,11 @@ impl CommandService {
 
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// Idempotency-Key records, as of now by the injected clock.
+    pub fn idempotency(&self) -> Idempotency<'_> {
+        Idempotency::new(self.store(), &self.keyring, self.now())
     }
 
     pub fn policy(&self) -> &PasswordPolicy {

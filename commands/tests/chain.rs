@@ -2,15 +2,12 @@
 //! in the database (DESIGN §3.5): verification over the stored rows reports the first broken
 //! sequence for an edit, a deletion, a reordering and a forged insertion.
 
-#[macro_use]
-mod support;
-
-use commands::testing::TestDatabase;
 use commands::{CommandContext, Store};
 use domain::account::RecoveryMethod;
 use domain::{Account, AccountCommand};
 use serde_json::{json, Value};
-use support::*;
+use testkit::prelude::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     an_untouched_stream_verifies_to_its_last_event,
@@ -191,9 +188,9 @@ async fn a_forged_event_inserted_with_copied_metadata_is_reported_at_its_sequenc
 
 /// Runs `sql` (PostgreSQL placeholders) with the stream id as its only parameter.
 async fn run(store: &Store, sql: &str, id: &str) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(drop),
-        Store::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(drop),
+        testkit::Raw::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
             .bind(id)
             .execute(pool)
             .await
@@ -213,8 +210,8 @@ async fn set_row(
 ) {
     let sql = "UPDATE events SET event_type = $1, payload = $2, metadata = $3 \
                WHERE aggregate_id = $4 AND sequence = $5";
-    let affected = match store {
-        Store::Postgres(pool) => sqlx::query(
+    let affected = match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(
             "UPDATE events SET event_type = $1, payload = $2::text::json, \
                                metadata = $3::text::json \
              WHERE aggregate_id = $4 AND sequence = $5",
@@ -227,7 +224,7 @@ async fn set_row(
         .execute(pool)
         .await
         .map(|r| r.rows_affected()),
-        Store::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
+        testkit::Raw::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
             .bind(event_type)
             .bind(payload.to_string())
             .bind(metadata.to_string())
@@ -250,8 +247,8 @@ async fn insert_row(
     payload: &Value,
     metadata: &Value,
 ) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', $1, $2, $3, '1', $4::text::json, $5::text::json)",
@@ -264,7 +261,7 @@ async fn insert_row(
         .execute(pool)
         .await
         .map(drop),
-        Store::Sqlite(pool) => sqlx::query(
+        testkit::Raw::Sqlite(pool) => sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', ?1, ?2, ?3, '1', ?4, ?5)",

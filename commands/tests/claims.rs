@@ -2,19 +2,16 @@
 //! claimants wins, a failed command gives its claim back, and a stale pending claim is taken
 //! over only when its owner's command never committed.
 
-#[macro_use]
-mod support;
-
 use std::collections::HashSet;
 
 use commands::claims::ClaimKind;
 use commands::service::ServiceError;
-use commands::testing::TestDatabase;
 use commands::{CommandContext, Store};
 use domain::account::{AccountEvent, VerificationMethod};
 use domain::values::{AccountId, VerificationCode};
 use domain::{Account, AccountCommand, DomainError, PasswordHash, SessionId};
-use support::*;
+use testkit::prelude::*;
+use testkit::TestDatabase;
 
 const EMAIL: &str = "ada@example.com";
 
@@ -322,8 +319,8 @@ async fn a_stale_login_email_claim_is_taken_over_when_the_owner_has_the_address_
 
 /// Inserts a pending login-email claim made `age_seconds` ago.
 async fn insert_pending_claim(store: &Store, value: &str, owner: &str, age_seconds: i64) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(
             "INSERT INTO claims (kind, value, owner, state, claimed_at) \
              VALUES ('login_email', $1, $2, 'pending', now() - make_interval(secs => $3))",
         )
@@ -333,7 +330,7 @@ async fn insert_pending_claim(store: &Store, value: &str, owner: &str, age_secon
         .execute(pool)
         .await
         .map(drop),
-        Store::Sqlite(pool) => sqlx::query(
+        testkit::Raw::Sqlite(pool) => sqlx::query(
             "INSERT INTO claims (kind, value, owner, state, claimed_at) \
              VALUES ('login_email', ?1, ?2, 'pending', \
                      strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3))",
@@ -350,15 +347,15 @@ async fn insert_pending_claim(store: &Store, value: &str, owner: &str, age_secon
 
 /// (owner, state) of the claim on `value`.
 async fn claim_state(store: &Store, kind: ClaimKind, value: &str) -> Option<(String, String)> {
-    match store {
-        Store::Postgres(pool) => {
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => {
             sqlx::query_as("SELECT owner, state FROM claims WHERE kind = $1 AND value = $2")
                 .bind(kind.as_str())
                 .bind(value)
                 .fetch_optional(pool)
                 .await
         }
-        Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             sqlx::query_as("SELECT owner, state FROM claims WHERE kind = ?1 AND value = ?2")
                 .bind(kind.as_str())
                 .bind(value)
@@ -370,13 +367,13 @@ async fn claim_state(store: &Store, kind: ClaimKind, value: &str) -> Option<(Str
 }
 
 async fn claim_rows(store: &Store) -> i64 {
-    match store {
-        Store::Postgres(pool) => {
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => {
             sqlx::query_scalar("SELECT count(*) FROM claims")
                 .fetch_one(pool)
                 .await
         }
-        Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             sqlx::query_scalar("SELECT count(*) FROM claims")
                 .fetch_one(pool)
                 .await

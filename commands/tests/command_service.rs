@@ -2,15 +2,11 @@
 //! and sign-in failures commit, the metadata and chain every event carries, and that no secret
 //! is stored in clear.
 
-#[macro_use]
-mod support;
-
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use commands::claims::ClaimKind;
 use commands::service::ServiceError;
-use commands::testing::TestDatabase;
 use commands::{Actor, CommandContext};
 use domain::account::AccountEvent;
 use domain::chain::CHAIN_HASH_KEY;
@@ -18,7 +14,8 @@ use domain::codes::{binding, CodePurpose};
 use domain::stored::from_payload;
 use domain::values::{AccountId, VerificationCode};
 use domain::{AccountCommand, DomainError, Secrets, SessionId};
-use support::*;
+use testkit::prelude::*;
+use testkit::TestDatabase;
 use uuid::Uuid;
 
 on_both_backends!(
@@ -478,12 +475,12 @@ async fn no_stored_event_holds_the_password_in_clear(db: TestDatabase) {
         assert!(!row.payload_text.contains(PASSWORD), "{}", row.event_type);
         assert!(!row.metadata_text.contains(PASSWORD), "{}", row.event_type);
     }
-    let claims: Vec<String> = match &db.store {
-        commands::Store::Postgres(pool) => sqlx::query_scalar("SELECT value FROM claims")
+    let claims: Vec<String> = match &db.raw {
+        testkit::Raw::Postgres(pool) => sqlx::query_scalar("SELECT value FROM claims")
             .fetch_all(pool)
             .await
             .unwrap(),
-        commands::Store::Sqlite(pool) => sqlx::query_scalar("SELECT value FROM claims")
+        testkit::Raw::Sqlite(pool) => sqlx::query_scalar("SELECT value FROM claims")
             .fetch_all(pool)
             .await
             .unwrap(),

@@ -2,17 +2,14 @@
 //! race into a fresh decision, so every command is acknowledged, stored exactly once, and the
 //! stream's sequences stay contiguous.
 
-#[macro_use]
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use commands::testing::TestDatabase;
 use commands::{CommandContext, Committed, Executor};
 use domain::Account;
-use support::*;
+use testkit::prelude::*;
+use testkit::TestDatabase;
 use tokio::sync::Barrier;
 use tracing::instrument::WithSubscriber as _;
 

@@ -2,18 +2,15 @@
 //! while many tasks write, and, on PostgreSQL, never past a transaction that is still open
 //! (DESIGN §3.1). SQLite has one writer at a time, so it gets the concurrent suite only.
 
-#[macro_use]
-mod support;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::testing::TestDatabase;
 use commands::{Checkpoint, CommandContext, RecordedEvent, Store};
 use domain::Account;
-use support::*;
+use testkit::prelude::*;
+use testkit::TestDatabase;
 
 const WRITERS: u32 = 32;
 const COMMANDS_PER_WRITER: u32 = 20;
@@ -150,7 +147,7 @@ fn assert_read_once_in_order(read: &[RecordedEvent], table: &[(String, u64)]) {
 async fn on_postgres_the_reader_waits_for_an_open_transaction_and_then_returns_it_and_all_later_events(
 ) {
     let db = TestDatabase::postgres().await;
-    let Store::Postgres(pool) = &db.store else {
+    let testkit::Raw::Postgres(pool) = &db.raw else {
         unreachable!("a PostgreSQL test database")
     };
     let executor = executor(&db.store);

@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Subcommand, ValueEnum};
-use commands::testing::TestDatabase;
+use commands::store::{Scratch, SerializedEvent};
 use commands::Store;
 use domain::account::ACCOUNT_AGGREGATE_TYPE;
 use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
@@ -26,7 +26,6 @@ use domain::sample::{self, SampleEvent};
 use domain::stored::{to_payload, Checkpoint, RecordedEvent};
 use domain::values::AccountId;
 use projections::audit::{Audit, AuditLog, StreamHead, MAX_LIMIT};
-use projections::ReadStore;
 use serde_json::{json, Value};
 
 /// The write side's store as the audit port.
@@ -555,12 +554,12 @@ pub async fn bench_verify(
     sqlite: bool,
 ) -> anyhow::Result<()> {
     let db = if sqlite {
-        TestDatabase::sqlite().await
+        Scratch::sqlite().await?
     } else {
-        TestDatabase::postgres_at(admin_url).await
+        Scratch::postgres(admin_url).await?
     };
     let store = db.store.clone();
-    let read = ReadStore::open(&db.url).await?;
+    let read = ReadStore::open(store.location()).await?;
     let backend = if sqlite { "SQLite" } else { "PostgreSQL" };
     println!("accountd bench audit-verify: {events} events over {accounts} accounts on {backend}");
 
@@ -570,9 +569,7 @@ pub async fn bench_verify(
     let started = Instant::now();
     insert_chained(&store, &history).await?;
     drop(history);
-    if let Store::Postgres(pool) = &store {
-        sqlx::query("VACUUM ANALYZE events").execute(pool).await?;
-    }
+    store.events().analyze().await?;
     println!("  inserted in {:.1}s", started.elapsed().as_secs_f64());
 
     let audit = service(&store, read, 90);
@@ -625,15 +622,6 @@ pub async fn bench_verify(
     Ok(())
 }
 
-/// One generated event as a row of the `events` table.
-struct ChainedRow<'a> {
-    aggregate_id: &'a str,
-    sequence: i64,
-    event_type: &'static str,
-    payload: String,
-    metadata: String,
-}
-
 /// Writes a generated history as the executor would: per-event metadata (event id, time,
 /// actor) and each stream's chain hash. Times advance by one `sample::STEP` per event.
 async fn insert_chained(store: &Store, history: &[SampleEvent]) -> anyhow::Result<()> {
@@ -657,54 +645,20 @@ async fn insert_chained(store: &Store, history: &[SampleEvent]) -> anyhow::Resul
             let hash = chain_hash(previous, event_type, "1", &payload, &metadata);
             metadata[CHAIN_HASH_KEY] = Value::String(hash.clone());
             heads.insert(&event.aggregate_id, hash);
-            rows.push(ChainedRow {
-                aggregate_id: &event.aggregate_id,
-                sequence: i64::try_from(event.sequence)?,
-                event_type,
-                payload: payload.to_string(),
-                metadata: metadata.to_string(),
-            });
+            rows.push(SerializedEvent::new(
+                event.aggregate_id.clone(),
+                usize::try_from(event.sequence)?,
+                ACCOUNT_AGGREGATE_TYPE.to_owned(),
+                event_type.to_owned(),
+                "1".to_owned(),
+                payload,
+                metadata,
+            ));
         }
-        match store {
-            Store::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                                         event_version, payload, metadata) \
-                     SELECT 'Account', id, seq, ty, '1', p::json, m::json \
-                       FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
-                            WITH ORDINALITY AS u(id, seq, ty, p, m, n) \
-                      ORDER BY n",
-                )
-                .bind(rows.iter().map(|r| r.aggregate_id).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.sequence).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.event_type).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.payload.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
-                .execute(pool)
-                .await?;
-            }
-            Store::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                for part in rows.chunks(150) {
-                    let values = vec!["('Account', ?, ?, ?, '1', ?, ?)"; part.len()].join(", ");
-                    let sql = format!(
-                        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                                             event_version, payload, metadata) VALUES {values}"
-                    );
-                    let mut insert = sqlx::query(&sql);
-                    for row in part {
-                        insert = insert
-                            .bind(row.aggregate_id)
-                            .bind(row.sequence)
-                            .bind(row.event_type)
-                            .bind(row.payload.as_str())
-                            .bind(row.metadata.as_str());
-                    }
-                    insert.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-            }
-        }
+        // One append of many streams: the store writes them in this order.
+        (store.events())
+            .append(ACCOUNT_AGGREGATE_TYPE, &rows, &[])
+            .await?;
     }
     Ok(())
 }

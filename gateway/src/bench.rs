@@ -9,8 +9,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::testing::TestDatabase;
-use commands::{CommandContext, CommandService, Store};
+use commands::store::{Scratch, SerializedEvent};
+use commands::{CommandContext, CommandService};
 use domain::password::{Password, PasswordPolicy};
 use domain::values::{AccountId, Email};
 use domain::{AccountCommand, SessionId};
@@ -152,34 +152,26 @@ fn peak_memory_mib() -> Option<f64> {
 /// from it. The baseline in the same run is a plain sequential scan of the same events.
 async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyhow::Result<()> {
     use domain::stored::to_payload;
-    let db = TestDatabase::postgres_at(admin_url).await;
-    let Store::Postgres(pool) = db.store.clone() else {
-        anyhow::bail!("the rebuild benchmark runs on PostgreSQL");
-    };
-    let read = projections::ReadStore::open(&db.url).await?;
+    let db = Scratch::postgres(admin_url).await?;
+    let read = projections::ReadStore::open(db.location()).await?;
     let generated =
         tokio::task::spawn_blocking(move || domain::sample::history(accounts, events, 7)).await?;
     for chunk in generated.chunks(5000) {
-        let mut ids = Vec::with_capacity(chunk.len());
-        let mut sequences = Vec::with_capacity(chunk.len());
-        let mut types = Vec::with_capacity(chunk.len());
-        let mut payloads = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            ids.push(e.aggregate_id.clone());
-            sequences.push(e.sequence as i64);
-            types.push(e.event.type_name().to_owned());
-            payloads.push(to_payload(&e.event)?.to_string());
-        }
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-             SELECT 'Account', i, s, t, '1', p::json, '{}'::json FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(i, s, t, p)",
-        )
-        .bind(&ids)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&payloads)
-        .execute(&pool)
-        .await?;
+        let rows = chunk
+            .iter()
+            .map(|e| {
+                Ok(SerializedEvent::new(
+                    e.aggregate_id.clone(),
+                    usize::try_from(e.sequence)?,
+                    "Account".to_owned(),
+                    e.event.type_name().to_owned(),
+                    "1".to_owned(),
+                    to_payload(&e.event)?,
+                    serde_json::json!({}),
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        db.store.events().append("Account", &rows, &[]).await?;
     }
     drop(generated);
     let scan = Instant::now();
@@ -223,13 +215,13 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
     use domain::values::{AccountId, Mobile};
     use domain::PasswordHash;
 
-    let db = TestDatabase::postgres_at(admin_url).await;
+    let db = Scratch::postgres(admin_url).await?;
     let key = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         rand::random::<[u8; 32]>(),
     );
     let vars = [
-        ("DATABASE_URL", db.url.clone()),
+        ("DATABASE_URL", db.location().to_owned()),
         ("ACCOUNTD_SECRET_KEY", key),
         ("ACCOUNTD_BIND", "127.0.0.1:0".to_owned()),
         ("ACCOUNTD_IP_RATE_LIMIT", "0".to_owned()),
@@ -382,11 +374,8 @@ async fn commands_bench(
     admin_url: &str,
 ) -> anyhow::Result<()> {
     let max_clients = client_counts.iter().copied().max().unwrap_or(1);
-    let db = TestDatabase::postgres_at(admin_url).await;
-    let Store::Postgres(pool) = db.store.clone() else {
-        anyhow::bail!("the commands benchmark runs on PostgreSQL");
-    };
-    let baseline_insert = InsertBaseline::new(pool).await?;
+    let db = Scratch::postgres(admin_url).await?;
+    let baseline_insert = InsertBaseline::new(&db).await?;
 
     let service = Arc::new(CommandService::new(
         db.store.clone(),

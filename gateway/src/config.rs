@@ -73,7 +73,7 @@ impl Database {
             "postgres" | "postgresql" => {
                 // Parsed now so that a malformed URL is a configuration error, not a failure
                 // at the first connection; sqlx's messages do not repeat the URL.
-                sqlx::postgres::PgConnectOptions::from_str(url)
+                commands::store::postgres_target(url)
                     .context("DATABASE_URL is not a valid PostgreSQL URL")?;
                 Ok(Self::Postgres)
             }
@@ -272,28 +272,15 @@ const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// until its acquire timeout and then says only "pool timed out". Returns where it connected
 /// (`host:port/database`, no credentials) for messages.
 async fn check_postgres(url: &str) -> anyhow::Result<String> {
-    use sqlx::Connection;
-    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+    let target = commands::store::postgres_target(url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    let target = format!(
-        "{}:{}/{}",
-        options.get_host(),
-        options.get_port(),
-        options
-            .get_database()
-            .unwrap_or_else(|| options.get_username())
-    );
     match tokio::time::timeout(
         POSTGRES_CHECK_TIMEOUT,
-        sqlx::PgConnection::connect_with(&options),
+        commands::store::check_postgres(url),
     )
     .await
     {
-        Ok(Ok(connection)) => {
-            // Closing politely is best effort: the pool opens its own connections.
-            let _ = connection.close().await;
-            Ok(target)
-        }
+        Ok(Ok(())) => Ok(target),
         Ok(Err(e)) => Err(e).with_context(|| format!("connecting to PostgreSQL at {target}")),
         Err(_) => bail!(
             "connecting to PostgreSQL at {target}: no answer within {} s",

@@ -486,10 +486,10 @@ pub async fn bench_notify(options: NotifyBench) -> anyhow::Result<Vec<NotifyRepo
 /// One run: the backlog is committed first, then the relay and `notifiers` roles start and the
 /// clock runs until the file sink holds every message.
 async fn notify_run(options: &NotifyBench, notifiers: usize) -> anyhow::Result<NotifyReport> {
-    use commands::testing::TestDatabase;
+    use commands::store::Scratch;
     let db = match &options.admin_url {
-        Some(admin) => TestDatabase::postgres_at(admin).await,
-        None => TestDatabase::sqlite().await,
+        Some(admin) => Scratch::postgres(admin).await?,
+        None => Scratch::sqlite().await?,
     };
     let read = ReadStore::open(&db.url).await?;
     let prefix = format!("bench{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -7,13 +7,13 @@ mod support_audit;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, SecondsFormat};
-use commands::testing::TestDatabase;
 use domain::chain::{canonical_json, GENESIS};
 use domain::values::AccountId;
 use projections::audit::{AuditError, DEFAULT_LIMIT};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use support_audit::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     history_pages_by_sequence_after_the_last_one_seen,

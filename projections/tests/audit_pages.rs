@@ -7,7 +7,6 @@
 mod support_audit;
 
 use chrono::Duration;
-use commands::testing::TestDatabase;
 use domain::chain::GENESIS;
 use domain::sample;
 use domain::values::AccountId;
@@ -15,6 +14,7 @@ use domain::Account;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use support_audit::*;
+use testkit::TestDatabase;
 
 on_both_backends!(a_history_larger_than_every_page_is_verified_replayed_and_exported_whole);
 

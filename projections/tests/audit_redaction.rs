@@ -6,12 +6,12 @@
 mod support_audit;
 
 use chrono::Duration;
-use commands::testing::TestDatabase;
 use domain::account::AccountEvent;
 use domain::stored::from_payload;
 use domain::values::AccountId;
 use domain::{AccountCommand, Channel, PasswordCheck, ReuseCheck, Sealed};
 use support_audit::*;
+use testkit::TestDatabase;
 
 on_both_backends!(no_secret_appears_in_any_audit_output);
 

@@ -7,11 +7,11 @@
 mod support_audit;
 
 use chrono::{DateTime, Duration, Utc};
-use commands::testing::TestDatabase;
 use domain::account::Profile;
 use domain::values::AccountId;
 use domain::{AccountCommand, Channel, PasswordCheck, PasswordHash, ReuseCheck};
 use support_audit::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     the_state_at_each_instant_equals_the_profile_captured_then,

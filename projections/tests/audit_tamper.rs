@@ -5,12 +5,12 @@
 #[macro_use]
 mod support_audit;
 
-use commands::testing::TestDatabase;
 use domain::chain::{self, Link};
 use domain::values::AccountId;
 use projections::audit::StreamVerification;
 use serde_json::json;
 use support_audit::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     an_untouched_account_verifies_with_every_event_checked,

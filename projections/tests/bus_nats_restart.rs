@@ -5,10 +5,11 @@
 
 mod support_bus;
 
-use commands::testing::TestDatabase;
+use testkit::TestDatabase;
 use projections::bus::{Bus, BusConfig};
 use projections::notifier::senders::Senders;
 use support_bus::*;
+use testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {

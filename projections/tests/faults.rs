@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use commands::testing::TestDatabase;
 use commands::Store;
 use domain::sample;
 use domain::stored::Checkpoint;
@@ -18,6 +17,7 @@ use projections::projector::FailPoint;
 use projections::{Projector, ReadError, ReadStore};
 use serde_json::json;
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     a_batch_that_fails_before_its_commit_leaves_no_trace_and_a_restart_converges,
@@ -273,9 +273,9 @@ async fn on_postgres_a_standby_projector_takes_over_when_the_active_one_stops() 
               WHERE l.locktype = 'advisory' AND a.datname = current_database() \
               ORDER BY l.granted DESC",
         )
-        .fetch_all(match env.store() {
-            Store::Postgres(pool) => pool,
-            Store::Sqlite(_) => unreachable!("a PostgreSQL test"),
+        .fetch_all(match &testkit::Raw::of(env.store()) {
+            testkit::Raw::Postgres(pool) => pool,
+            testkit::Raw::Sqlite(_) => unreachable!("a PostgreSQL test"),
         })
         .await
         .unwrap();

@@ -7,13 +7,13 @@
 mod support;
 
 use chrono::{DateTime, Utc};
-use commands::testing::TestDatabase;
 use domain::account::AccountEvent;
 use domain::sample;
 use domain::values::AccountId;
 use domain::{Account, AccountCommand, Channel};
 use projections::profile::ProfileRow;
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     a_recovery_mobile_lookup_follows_the_mobile_as_it_moves_between_accounts,

@@ -6,11 +6,11 @@ mod support_bus;
 
 use std::time::Duration;
 
-use commands::testing::TestDatabase;
 use futures::StreamExt;
 use projections::bus::{Bus, NotificationKind, NotificationRequest, OutgoingMessage, StreamKind};
 use projections::notifier::senders::Senders;
 use support_bus::*;
+use testkit::TestDatabase;
 
 /// Runs one history through relay and notifier on `world`; returns the outbox, with codes and
 /// tokens replaced by placeholders.

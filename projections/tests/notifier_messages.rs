@@ -5,11 +5,11 @@
 mod support_bus;
 
 use chrono::Duration as Days;
-use commands::testing::TestDatabase;
 use domain::account::AccountSummary;
 use domain::{AccountCommand, Channel};
 use projections::bus::{NotificationKind, NotificationRequest};
 use support_bus::*;
+use testkit::TestDatabase;
 
 /// The messages that arrived since the last call, once `n` of them did.
 struct Steps {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use commands::testing::TestDatabase;
+use testkit::TestDatabase;
 use projections::bus::{NotificationKind, NotificationRequest};
 use projections::notifier::planner::{Planner, PLANNER};
 use projections::notifier::senders::Senders;

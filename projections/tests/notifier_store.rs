@@ -4,7 +4,7 @@
 
 mod support_bus;
 
-use commands::testing::TestDatabase;
+use testkit::TestDatabase;
 use domain::stored::Checkpoint;
 use domain::Channel;
 use projections::notifier::notify_store;

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use commands::testing::TestDatabase;
 use domain::sample;
 use domain::Account;
 use projections::rebuild::rebuild;
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     a_rebuild_repairs_a_damaged_read_model,

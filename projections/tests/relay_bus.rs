@@ -7,24 +7,24 @@ mod support_bus;
 
 use std::collections::HashMap;
 
-use commands::testing::TestDatabase;
 use domain::account::RecoveryMethod;
 use domain::{Recovery, RecoveryCommand};
 use projections::bus::StreamKind;
 use serde_json::Value;
 use support_bus::*;
+use testkit::TestDatabase;
 
 macro_rules! on_both_backends {
     ($($test:ident),+ $(,)?) => {$(
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_postgres() {
-                super::$test(::commands::testing::TestDatabase::postgres().await).await
+                super::$test(::testkit::TestDatabase::postgres().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_sqlite() {
-                super::$test(::commands::testing::TestDatabase::sqlite().await).await
+                super::$test(::testkit::TestDatabase::sqlite().await).await
             }
         }
     )+};

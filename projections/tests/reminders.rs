@@ -9,10 +9,10 @@ mod support;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use commands::testing::TestDatabase;
 use domain::account::AccountEvent;
 use domain::{AccountCommand, Clock};
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     an_account_whose_password_is_older_than_90_days_is_due_for_one_reminder_per_password,

@@ -8,10 +8,10 @@ mod support;
 
 use std::sync::Arc;
 
-use commands::testing::TestDatabase;
 use domain::sample;
 use domain::values::AccountId;
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     replaying_the_whole_log_again_changes_nothing,

@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::testing::TestDatabase;
 use support::*;
+use testkit::TestDatabase;
 use tokio::sync::Notify;
 
 on_both_backends!(

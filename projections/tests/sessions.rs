@@ -6,12 +6,11 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use commands::testing::TestDatabase;
-use commands::Store;
 use projections::sessions::{token_hash, Session, SESSION_TTL};
 use projections::ReadStore;
 use sha2::{Digest, Sha256};
 use support::*;
+use testkit::TestDatabase;
 
 on_both_backends!(
     a_session_is_found_by_its_token_until_it_expires,
@@ -138,12 +137,12 @@ async fn a_token_is_stored_only_as_its_sha256(db: TestDatabase) {
     );
 
     // Every column of every row, as text.
-    let rows: Vec<String> = match env.store() {
-        Store::Postgres(pool) => sqlx::query_scalar("SELECT row_to_json(s)::text FROM sessions s")
+    let rows: Vec<String> = match &testkit::Raw::of(env.store()) {
+        testkit::Raw::Postgres(pool) => sqlx::query_scalar("SELECT row_to_json(s)::text FROM sessions s")
             .fetch_all(pool)
             .await
             .unwrap(),
-        Store::Sqlite(pool) => sqlx::query_scalar(
+        testkit::Raw::Sqlite(pool) => sqlx::query_scalar(
             "SELECT json_object('token_hash', token_hash, 'session_id', session_id, \
                     'account_id', account_id, 'created_at', created_at, \
                     'expires_at', expires_at, 'revoked_at', revoked_at) FROM sessions",

@@ -6,7 +6,7 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use commands::testing::TestDatabase;
+use testkit::TestDatabase;
 use domain::stored::Checkpoint;
 use projections::audit::{Anchor, StreamHead};
 use projections::profile::{ProfileRow, ServerRow, Tables};

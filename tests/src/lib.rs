@@ -34,12 +34,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use commands::secrets::Keyring;
-use commands::testing::TestDatabase;
 use commands::Store;
 use domain::Sealed;
 use gateway::app::Application;
 use gateway::config::Config;
 use serde_json::{json, Value};
+use testkit::TestDatabase;
 use tokio::sync::oneshot;
 
 /// Where a test app keeps its events.
@@ -531,12 +531,14 @@ impl TestApp {
     pub async fn all_events(&self) -> Vec<(String, String, String, Value)> {
         let sql = "SELECT aggregate_type, aggregate_id, event_type, payload FROM events \
                    ORDER BY aggregate_type, aggregate_id, sequence";
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query_as::<_, (String, String, String, Value)>(sql)
-                .fetch_all(pool)
-                .await
-                .expect("read the events"),
-            Store::Sqlite(pool) => sqlx::query_as::<_, (String, String, String, Value)>(sql)
+        match &testkit::Raw::of(&self.store) {
+            testkit::Raw::Postgres(pool) => {
+                sqlx::query_as::<_, (String, String, String, Value)>(sql)
+                    .fetch_all(pool)
+                    .await
+                    .expect("read the events")
+            }
+            testkit::Raw::Sqlite(pool) => sqlx::query_as::<_, (String, String, String, Value)>(sql)
                 .fetch_all(pool)
                 .await
                 .expect("read the events"),
@@ -566,17 +568,19 @@ impl TestApp {
     pub async fn stream(&self, aggregate_id: &str) -> Vec<(String, Value)> {
         let sql =
             "SELECT event_type, payload FROM events WHERE aggregate_id = $1 ORDER BY sequence";
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query_as::<_, (String, Value)>(sql)
+        match &testkit::Raw::of(&self.store) {
+            testkit::Raw::Postgres(pool) => sqlx::query_as::<_, (String, Value)>(sql)
                 .bind(aggregate_id)
                 .fetch_all(pool)
                 .await
                 .expect("read the stream"),
-            Store::Sqlite(pool) => sqlx::query_as::<_, (String, Value)>(&sql.replace('$', "?"))
-                .bind(aggregate_id)
-                .fetch_all(pool)
-                .await
-                .expect("read the stream"),
+            testkit::Raw::Sqlite(pool) => {
+                sqlx::query_as::<_, (String, Value)>(&sql.replace('$', "?"))
+                    .bind(aggregate_id)
+                    .fetch_all(pool)
+                    .await
+                    .expect("read the stream")
+            }
         }
     }
 
@@ -584,17 +588,19 @@ impl TestApp {
     pub async fn stream_metadata(&self, aggregate_id: &str) -> Vec<(String, Value)> {
         let sql =
             "SELECT event_type, metadata FROM events WHERE aggregate_id = $1 ORDER BY sequence";
-        match &self.store {
-            Store::Postgres(pool) => sqlx::query_as::<_, (String, Value)>(sql)
+        match &testkit::Raw::of(&self.store) {
+            testkit::Raw::Postgres(pool) => sqlx::query_as::<_, (String, Value)>(sql)
                 .bind(aggregate_id)
                 .fetch_all(pool)
                 .await
                 .expect("read the stream"),
-            Store::Sqlite(pool) => sqlx::query_as::<_, (String, Value)>(&sql.replace('$', "?"))
-                .bind(aggregate_id)
-                .fetch_all(pool)
-                .await
-                .expect("read the stream"),
+            testkit::Raw::Sqlite(pool) => {
+                sqlx::query_as::<_, (String, Value)>(&sql.replace('$', "?"))
+                    .bind(aggregate_id)
+                    .fetch_all(pool)
+                    .await
+                    .expect("read the stream")
+            }
         }
     }
 
@@ -661,19 +667,6 @@ impl TestApp {
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
-        // Closing the pools first lets the test database be dropped at once rather than after
-        // PostgreSQL has terminated their connections.
-        close(&self.store).await;
-        if let Some(database) = &self._database {
-            close(&database.store).await;
-        }
-    }
-}
-
-async fn close(store: &Store) {
-    match store {
-        Store::Postgres(pool) => pool.close().await,
-        Store::Sqlite(pool) => pool.close().await,
     }
 }
 

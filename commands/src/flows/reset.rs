@@ -1,9 +1,9 @@
 //! Password reset from an emailed link. Requesting answers the same whether or not the email is
 //! a login email (`admit_reset`, then `send_reset` after the answer). The link's token is looked
-//! up by its SHA-256 in an index written when it is issued, so it works the moment the email
-//! leaves; the account aggregate decides whether it is still live.
+//! up by its SHA-256 in an index written in the same transaction as the event that issues it, so
+//! it works the moment the email can leave; the account aggregate decides whether it is live.
 
-use domain::account::{AccountCommand, AccountEvent, VerificationMethod};
+use domain::account::{AccountCommand, VerificationMethod};
 use domain::values::{AccountId, Email, VerificationCode};
 use domain::{Account, Channel, DomainError, Secrets};
 use uuid::Uuid;
@@ -47,38 +47,16 @@ impl CommandService {
         if account.login_email.as_ref() != Some(email) {
             return Ok(()); // a binding still pending: not a login email yet
         }
-        let committed = self
-            .execute(&id, AccountCommand::IssueResetToken, context)
+        // The executor indexes the token in the same transaction as its event.
+        self.execute(&id, AccountCommand::IssueResetToken, context)
             .await?;
-        for event in &committed.events {
-            if let AccountEvent::ResetTokenIssued {
-                token_digest,
-                expires_at,
-                ..
-            } = event
-            {
-                self.store()
-                    .index_reset_token(token_digest.as_hex(), id.as_str(), *expires_at)
-                    .await?;
-            }
-        }
         Ok(())
     }
 
     /// The account whose live reset token is `token`.
     async fn reset_account(&self, token: &str) -> Result<(AccountId, Account), ServiceError> {
         let digest = self.keyring().token_digest(token);
-        // The index row is written right after the token's event commits: a link followed in
-        // that instant may look up a moment early, so a miss is retried briefly.
-        let mut owner = None;
-        for attempt in 0..6 {
-            owner = self.store().reset_token_owner(digest.as_hex()).await?;
-            if owner.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(3))).await;
-        }
-        let id = owner
+        let id = (self.store().reset_token_owner(digest.as_hex()).await?)
             .and_then(|o| AccountId::parse(&o).ok())
             .ok_or(DomainError::ResetTokenInvalid)?;
         let account = registered(self.account(&id).await?)?;

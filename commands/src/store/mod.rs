@@ -1,31 +1,33 @@
-//! The event store on either backend: PostgreSQL (postgres-es's table, plus a global order) or
-//! SQLite (sqlite-es's table in one file, the embedded default). Everything that is not an
-//! event (claims, account ids) lives beside it in the same database.
+//! The write side's storage seam (ADR 0007). Each store is a trait, implemented once per
+//! dialect: [`pg`] (PostgreSQL: postgres-es's events table plus a global order) and [`sqlite`]
+//! (the embedded file, sqlite-es's table). [`Store`] is the facade the rest of the crate and the
+//! binary hold; [`Store::open`] is the one place that chooses the backend, from the location.
+//!
+//! The stores: the event log ([`EventStore`]: streams, append, the gap-free global reader, the
+//! audit reads, account numbers), claims ([`crate::claims::ClaimStore`]), rate limits
+//! ([`crate::limits::LimitStore`]), the reset-token index ([`ResetIndex`], written by `append`
+//! in the events' own transaction) and idempotency records
+//! ([`crate::idempotency::IdempotencyStore`]). Rules (claim take-over, cooldowns, leases) live
+//! with their traits, written once; the implementations only speak SQL.
 
-mod reader;
-mod reset_index;
-mod streams;
+mod pg;
+mod scratch;
+mod sqlite;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
-use cqrs_es::Aggregate;
-use postgres_es::PostgresEventRepository;
-use sqlite_es::SqliteEventRepository;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Row, SqlitePool};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::PersistenceError;
+pub use cqrs_es::persist::SerializedEvent;
 
-pub use reader::{Checkpoint, RecordedEvent};
-
-/// Which database, and its pool. Cloning is cheap (pools are shared).
-#[derive(Clone, Debug)]
-pub enum Store {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
-}
+use crate::claims::ClaimStore;
+use crate::idempotency::IdempotencyStore;
+use crate::limits::LimitStore;
+pub use domain::stored::{Checkpoint, RecordedEvent};
+pub use pg::InsertBaseline;
+pub use scratch::Scratch;
 
 /// A store failure: the database is unreachable, or answered with an error.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +46,157 @@ pub enum StoreError {
     },
 }
 
+/// The last event of one stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    pub aggregate_id: String,
+    /// The highest stored sequence.
+    pub sequence: u64,
+    /// The `chain_hash` stored in that event's metadata (empty when it has none).
+    pub chain_hash: String,
+}
+
+/// A reset token's index row: its SHA-256 and the account it was issued to. Written with the
+/// event that issues the token, so a link works the moment its email can be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetIndexEntry {
+    pub token_digest: String,
+    pub account_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The event log.
+///
+/// The global reader promises every event exactly once, in commit order, never skipping one
+/// that commits late (PostgreSQL: `(tx_id, position)` below the xid horizon, DESIGN §3.1;
+/// SQLite: one writer at a time, so rowid order is commit order). The audit reads are keyset
+/// walks over committed rows: "every event committed before the walk began".
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Creates or updates the whole write-side schema. Idempotent, and safe to run from several
+    /// processes (sqlx takes an advisory lock on PostgreSQL).
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Refreshes the planner's statistics of the events table (after a bulk load).
+    async fn analyze(&self) -> Result<(), StoreError>;
+    /// The events of one stream after sequence `after`, in order (cqrs-es's shape).
+    async fn stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+    ) -> Result<Vec<SerializedEvent>, StoreError>;
+    /// Appends `events` (and indexes `resets`) atomically, in the order given; they may belong
+    /// to several streams of `aggregate_type` (bulk loads of benchmarks).
+    /// `Err(Persistence(OptimisticLockError))` when another writer took one of the sequences.
+    async fn append(
+        &self,
+        aggregate_type: &str,
+        events: &[SerializedEvent],
+        resets: &[ResetIndexEntry],
+    ) -> Result<(), StoreError>;
+    /// The next number of the never-reusing account id sequence.
+    async fn next_account_number(&self) -> Result<u64, StoreError>;
+    /// Up to `limit` events after `checkpoint`, in commit order.
+    async fn read_after(
+        &self,
+        checkpoint: Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// Up to `limit` events of one stream after sequence `after`, in sequence order.
+    async fn stream_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// Up to `limit` events of every stream of `aggregate_type`, in (aggregate id, sequence)
+    /// order, after the key `after` (`None`: from the start).
+    async fn streams_after(
+        &self,
+        aggregate_type: &str,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// The head of every stream of `aggregate_type`, in any order.
+    async fn stream_heads(&self, aggregate_type: &str) -> Result<Vec<StreamHead>, StoreError>;
+    /// The `chain_hash` stored at each key, in the order asked (`None` where none is stored).
+    async fn chain_hashes_at(
+        &self,
+        aggregate_type: &str,
+        keys: &[(String, u64)],
+    ) -> Result<Vec<Option<String>>, StoreError>;
+    /// Up to `limit` events of `aggregate_type` after `after` in commit order whose metadata
+    /// `occurred_at` (RFC 3339 text, see [`occurred_at_text`]) is in `[since, until)`.
+    async fn occurred_between(
+        &self,
+        aggregate_type: &str,
+        since: &str,
+        until: &str,
+        after: Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+}
+
+/// Reset tokens by their SHA-256 (operational state). Rows are written by
+/// [`EventStore::append`]; the account aggregate still decides whether a token is live.
+#[async_trait]
+pub trait ResetIndex: Send + Sync {
+    /// The account a reset token digest was issued to, if indexed.
+    async fn reset_token_owner(&self, digest_hex: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The write side's stores on one backend. Cloning is cheap (the stores are shared).
+#[derive(Clone)]
+pub struct Store {
+    /// Where the database is (`postgres://…` or `sqlite://PATH`), so that the read side can
+    /// open its own pool on the same database. May carry a password: never logged.
+    location: Arc<str>,
+    events: Arc<dyn EventStore>,
+    claims: Arc<dyn ClaimStore>,
+    limits: Arc<dyn LimitStore>,
+    resets: Arc<dyn ResetIndex>,
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = if self.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        f.debug_struct("Store")
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a PostgreSQL URL points (`host:port/database`, no credentials), for messages; an
+/// error when `url` is not a valid PostgreSQL URL.
+pub fn postgres_target(url: &str) -> Result<String, StoreError> {
+    pg::target(url)
+}
+
+/// Connects once to the PostgreSQL at `url` and disconnects: start-up reports an unreachable
+/// database with its real cause before any pool is built.
+pub async fn check_postgres(url: &str) -> Result<(), StoreError> {
+    pg::check(url).await
+}
+
 impl Store {
-    /// Connects to PostgreSQL. The pool is sized for a gateway on a small machine; waiting for a
+    /// Opens the store at `location`: `sqlite://PATH` (or `sqlite:PATH`) is the embedded file,
+    /// created if missing; anything else is a PostgreSQL URL. Does not migrate.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        match location.strip_prefix("sqlite:") {
+            Some(path) => Self::open_sqlite(Path::new(path.trim_start_matches("//"))).await,
+            None => Self::connect_postgres(location, pg::MAX_CONNECTIONS).await,
+        }
+    }
+
+    /// Connects to PostgreSQL with a pool of at most `max_connections`; waiting for a
     /// connection gives up after 5 s (tools and tests: patience over failing fast).
     pub async fn connect_postgres(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         Self::connect_postgres_failing_after(url, max_connections, Duration::from_secs(5)).await
@@ -60,200 +211,175 @@ impl Store {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options)
-            .await?;
-        Ok(Self::Postgres(pool))
+        let backend = Arc::new(pg::Pg::connect(url, max_connections, acquire_timeout).await?);
+        Ok(Self {
+            location: url.into(),
+            events: backend.clone(),
+            claims: backend.clone(),
+            limits: backend.clone(),
+            resets: backend.clone(),
+            idempotency: backend,
+        })
     }
 
     /// Opens (creating if needed) the embedded store file.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // WAL with synchronous=FULL: an acknowledged command survives a power cut.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Ok(Self::Sqlite(pool))
+        let backend = Arc::new(sqlite::Lite::open(path).await?);
+        Ok(Self {
+            location: format!("sqlite://{}", path.display()).into(),
+            events: backend.clone(),
+            claims: backend.clone(),
+            limits: backend.clone(),
+            resets: backend.clone(),
+            idempotency: backend,
+        })
     }
 
-    /// Creates or updates the schema. Idempotent, and safe to run from several processes
-    /// (sqlx takes an advisory lock on PostgreSQL).
+    /// Where the database is (`postgres://…` or `sqlite://PATH`): the read side opens its own
+    /// pool there. May carry credentials; do not log it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Whether this is the embedded store.
+    pub fn is_sqlite(&self) -> bool {
+        self.location.starts_with("sqlite:")
+    }
+
+    pub fn events(&self) -> &dyn EventStore {
+        self.events.as_ref()
+    }
+
+    pub fn claims(&self) -> &dyn ClaimStore {
+        self.claims.as_ref()
+    }
+
+    pub fn limits(&self) -> &dyn LimitStore {
+        self.limits.as_ref()
+    }
+
+    pub fn idempotency(&self) -> &dyn IdempotencyStore {
+        self.idempotency.as_ref()
+    }
+
+    /// Creates or updates the schema (see [`EventStore::migrate`]).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        // The read side keeps its own migrations (versions from 1001) in the same ledger.
-        match self {
-            Self::Postgres(pool) => {
-                let mut migrator = sqlx::migrate!("./migrations/postgres");
-                migrator.set_ignore_missing(true).run(pool).await?;
-            }
-            Self::Sqlite(pool) => {
-                let mut migrator = sqlx::migrate!("./migrations/sqlite");
-                migrator.set_ignore_missing(true).run(pool).await?;
-            }
-        }
-        Ok(())
+        self.events.migrate().await
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-            Self::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn stream_events<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-    ) -> Result<Vec<SerializedEvent>, StoreError> {
-        Ok(match self {
-            Self::Postgres(pool) => {
-                PostgresEventRepository::new(pool.clone())
-                    .get_events::<A>(aggregate_id)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                SqliteEventRepository::new(pool.clone())
-                    .get_events::<A>(aggregate_id)
-                    .await?
-            }
-        })
-    }
-
-    /// The events of aggregate `id` after sequence `after`, in order. (postgres-es has this as
-    /// `get_last_events`, but it formats the number into the SQL text, which defeats the
-    /// prepared-statement cache; this binds it.)
-    pub(crate) async fn stream_events_after<A: Aggregate>(
-        &self,
-        aggregate_id: &str,
-        after: u64,
-    ) -> Result<Vec<SerializedEvent>, StoreError> {
-        if after == 0 {
-            return self.stream_events::<A>(aggregate_id).await;
-        }
-        const SQL: &str = "SELECT sequence, event_type, event_version, payload, metadata FROM events \
-                           WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3 ORDER BY sequence";
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let rows = match self {
-            Self::Postgres(pool) => sqlx::query(SQL)
-                .bind(A::TYPE)
-                .bind(aggregate_id)
-                .bind(after)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| pg_serialized_event::<A>(aggregate_id, row))
-                .collect::<Result<_, sqlx::Error>>()?,
-            Self::Sqlite(pool) => sqlx::query(&SQL.replace('$', "?"))
-                .bind(A::TYPE)
-                .bind(aggregate_id)
-                .bind(after)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|row| sqlite_serialized_event::<A>(aggregate_id, row))
-                .collect::<Result<_, sqlx::Error>>()?,
-        };
-        Ok(rows)
-    }
-
-    /// Appends events atomically. `Err(Persistence(OptimisticLockError))` when another writer
-    /// took one of the sequences first.
-    ///
-    /// PostgreSQL: one multi-row `INSERT … SELECT FROM UNNEST` statement, atomic on its own, so a
-    /// command costs one round trip here instead of postgres-es's four (BEGIN, one INSERT per
-    /// event, COMMIT); the rows are exactly the ones postgres-es would write. SQLite: sqlite-es's
-    /// `persist` (the database is local, round trips cost nothing).
-    pub(crate) async fn append<A: Aggregate>(
-        &self,
-        events: &[SerializedEvent],
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => {
-                const SQL: &str = "INSERT INTO events (aggregate_type, aggregate_id, sequence, \
-                    event_type, event_version, payload, metadata) \
-                    SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
-                    $5::text[], $6::text[]::json[], $7::text[]::json[])";
-                let column =
-                    |f: fn(&SerializedEvent) -> String| events.iter().map(f).collect::<Vec<_>>();
-                let inserted = sqlx::query(SQL)
-                    .bind(column(|_| A::TYPE.to_owned()))
-                    .bind(column(|e| e.aggregate_id.clone()))
-                    .bind(events.iter().map(|e| e.sequence as i64).collect::<Vec<_>>())
-                    .bind(column(|e| e.event_type.clone()))
-                    .bind(column(|e| e.event_version.clone()))
-                    .bind(column(|e| e.payload.to_string()))
-                    .bind(column(|e| e.metadata.to_string()))
-                    .execute(pool)
-                    .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                        return Err(PersistenceError::OptimisticLockError.into());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Self::Sqlite(pool) => {
-                SqliteEventRepository::new(pool.clone())
-                    .persist::<A>(events, None)
-                    .await?
-            }
-        }
-        Ok(())
+        self.events.ping().await
     }
 
     /// The next account id from the never-reusing sequence.
     pub async fn next_account_number(&self) -> Result<u64, StoreError> {
-        let next: i64 = match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar("SELECT nextval('account_ids')")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE account_ids SET next = next + 1 WHERE id = 1 RETURNING next - 1",
-                )
-                .fetch_one(pool)
-                .await?
-            }
-        };
-        // The sequence starts at 100000000001 and is bounded above by 999999999999.
-        Ok(u64::try_from(next).expect("account ids are positive"))
+        self.events.next_account_number().await
+    }
+
+    /// Up to `limit` events after `checkpoint`, in commit order.
+    pub async fn read_after(
+        &self,
+        checkpoint: Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.events.read_after(checkpoint, limit).await
+    }
+
+    /// See [`EventStore::stream_after`].
+    pub async fn stream_after(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (self.events)
+            .stream_after(aggregate_type, aggregate_id, after, limit)
+            .await
+    }
+
+    /// See [`EventStore::streams_after`].
+    pub async fn streams_after(
+        &self,
+        aggregate_type: &str,
+        after: Option<(&str, u64)>,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.events
+            .streams_after(aggregate_type, after, limit)
+            .await
+    }
+
+    /// The head of every stream of `aggregate_type`, by aggregate id.
+    pub async fn stream_heads(&self, aggregate_type: &str) -> Result<Vec<StreamHead>, StoreError> {
+        let mut heads = self.events.stream_heads(aggregate_type).await?;
+        heads.sort_unstable_by(|a, b| a.aggregate_id.cmp(&b.aggregate_id));
+        Ok(heads)
+    }
+
+    /// See [`EventStore::chain_hashes_at`].
+    pub async fn chain_hashes_at(
+        &self,
+        aggregate_type: &str,
+        keys: &[(String, u64)],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        self.events.chain_hashes_at(aggregate_type, keys).await
+    }
+
+    /// Up to `limit` events of `aggregate_type` after `after` in commit order whose metadata
+    /// `occurred_at` is in `[since, until)`.
+    ///
+    /// `occurred_at` is compared as text: the executor writes it in one fixed format (RFC 3339,
+    /// UTC, `Z`, six fractional digits), in which text order is time order. It is covered by
+    /// the chain hash, so moving an event out of a range cannot go unnoticed by verification.
+    pub async fn occurred_between(
+        &self,
+        aggregate_type: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        after: Checkpoint,
+        limit: u32,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let (since, until) = (occurred_at_text(since), occurred_at_text(until));
+        (self.events)
+            .occurred_between(aggregate_type, &since, &until, after, limit)
+            .await
+    }
+
+    /// The account a reset token digest was issued to, if indexed.
+    pub async fn reset_token_owner(&self, digest_hex: &str) -> Result<Option<String>, StoreError> {
+        self.resets.reset_token_owner(digest_hex).await
     }
 }
 
-/// A stored row of one aggregate's stream as cqrs-es's `SerializedEvent` (same shape on both
-/// backends; a macro because the two row types share no decoding trait bound worth spelling).
-macro_rules! serialized_event_from {
-    ($name:ident, $row:ty) => {
-        fn $name<A: Aggregate>(
-            aggregate_id: &str,
-            row: &$row,
-        ) -> Result<SerializedEvent, sqlx::Error> {
-            let sequence: i64 = row.try_get("sequence")?;
-            Ok(SerializedEvent::new(
-                aggregate_id.to_owned(),
-                usize::try_from(sequence).unwrap_or_default(),
-                A::TYPE.to_owned(),
-                row.try_get("event_type")?,
-                row.try_get("event_version")?,
-                row.try_get("payload")?,
-                row.try_get("metadata")?,
-            ))
-        }
-    };
+/// The one text form of `occurred_at` in event metadata: RFC 3339, UTC, `Z`, six fractional
+/// digits, so that text order is time order.
+pub fn occurred_at_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
-serialized_event_from!(pg_serialized_event, sqlx::postgres::PgRow);
-serialized_event_from!(sqlite_serialized_event, sqlx::sqlite::SqliteRow);
+
+/// A sequence or bound as the `bigint`/`INTEGER` columns hold it.
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A stored sequence: the column has CHECK (sequence >= 0).
+fn to_u64(stored: i64) -> u64 {
+    u64::try_from(stored).unwrap_or_default()
+}
+
+/// A stored sequence as cqrs-es counts it.
+fn to_usize(stored: i64) -> usize {
+    usize::try_from(stored).unwrap_or_default()
+}
+
+/// The error of an append that lost the race for a sequence (a unique violation on the key).
+fn append_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            PersistenceError::OptimisticLockError.into()
+        }
+        _ => error.into(),
+    }
+}

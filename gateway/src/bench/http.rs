@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use argon2::Argon2;
-use commands::testing::TestDatabase;
-use commands::Store;
+use commands::store::Scratch;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Client, RequestBuilder};
 use serde_json::{json, Value};
@@ -84,7 +83,7 @@ struct Server {
     data_dir: Option<PathBuf>,
     /// The scratch database of a started server; dropped (and with it the database) after the
     /// child is stopped, as fields drop after `Drop::drop`.
-    _database: Option<TestDatabase>,
+    _database: Option<Scratch>,
 }
 
 impl Server {
@@ -126,8 +125,8 @@ impl Server {
         let database = if args.embedded {
             None
         } else {
-            let database = TestDatabase::postgres_at(&args.admin_url).await;
-            command.env("DATABASE_URL", &database.url);
+            let database = Scratch::postgres(&args.admin_url).await?;
+            command.env("DATABASE_URL", database.location());
             Some(database)
         };
         if let Some(nats) = &args.nats_url {
@@ -368,11 +367,8 @@ pub async fn run(mut args: HttpBench) -> anyhow::Result<()> {
     let most = args.connections.iter().copied().max().unwrap_or(1);
     let server = Server::start(&args).await?;
     let load = Load::new(&server.base, most)?;
-    let baseline_db = TestDatabase::postgres_at(&args.admin_url).await;
-    let Store::Postgres(pool) = baseline_db.store.clone() else {
-        bail!("the insert baseline runs on PostgreSQL");
-    };
-    let inserts = InsertBaseline::new(pool).await?;
+    let baseline_db = Scratch::postgres(&args.admin_url).await?;
+    let inserts = InsertBaseline::new(&baseline_db).await?;
 
     println!(
         "accountd bench http: {} s per measurement, server {} ({})",

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use commands::store::Scratch;
 use hdrhistogram::Histogram;
 
 /// Successes, failures and latencies of one measurement.
@@ -84,43 +85,22 @@ where
     Ok(run)
 }
 
-/// The pgbench-style baseline: one JSON row inserted per transaction (autocommit) by each of
-/// `clients`, into a table made for it.
-pub struct InsertBaseline {
-    pool: sqlx::PgPool,
-    payload: serde_json::Value,
-}
+/// The pgbench-style baseline (commands' [`commands::store::InsertBaseline`]): one JSON row
+/// inserted per transaction by each of `clients`, into a table made for it.
+pub struct InsertBaseline(Arc<commands::store::InsertBaseline>);
 
 impl InsertBaseline {
-    /// Creates the table in the scratch database behind `pool`.
-    pub async fn new(pool: sqlx::PgPool) -> anyhow::Result<Self> {
-        sqlx::query(
-            "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, payload json NOT NULL)",
-        )
-        .execute(&pool)
-        .await?;
-        // About the size of a contact-email change with its metadata.
-        let payload = serde_json::json!({
-            "previous": "someone.before@example.com", "email": "someone.after@example.com",
-            "code_id": "0192f4c8-8f2e-7bb4-a0a8-3c9d7a1e2b3c",
-            "metadata": {"actor": "account:100000000001", "request_id": "0192f4c8-8f2e-7bb4", "ip": "203.0.113.7"},
-            "padding": "x".repeat(60)
-        });
-        Ok(Self { pool, payload })
+    /// Creates the table in the scratch database `db`.
+    pub async fn new(db: &Scratch) -> anyhow::Result<Self> {
+        Ok(Self(Arc::new(db.insert_baseline().await?)))
     }
 
     pub async fn measure(&self, clients: usize, duration: Duration) -> anyhow::Result<Run> {
-        let pool = self.pool.clone();
-        let payload = self.payload.clone();
+        let baseline = self.0.clone();
         measure(clients, duration, move |client, _| {
-            let pool = pool.clone();
-            let payload = payload.clone();
+            let baseline = baseline.clone();
             async move {
-                sqlx::query("INSERT INTO bench_baseline (aggregate_id, payload) VALUES ($1, $2)")
-                    .bind(client.to_string())
-                    .bind(payload)
-                    .execute(&pool)
-                    .await?;
+                baseline.insert(client).await?;
                 Ok(true)
             }
         })

@@ -11,9 +11,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use commands::Store;
+use commands::idempotency::{Begin, IdempotentRequest, Replayed};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::error::{ApiError, Fault, StoreFailure};
 use super::extract::{client_of, payload_too_large};
@@ -165,8 +164,9 @@ pub async fn access_log(request: Request, next: Next) -> Response {
 
 /// Idempotency-Key on POST (SPEC §3): scoped to caller, method and path for 24 hours. A retry
 /// with the same key and body gets the first response and changes nothing; another body answers
-/// 422; a request still in flight answers 409. Server failures (5xx) are not remembered, so
-/// they can be retried.
+/// 422; a request still in flight answers 409 until its lease (the request timeout) lapses, after
+/// which a retry runs again. Server failures (5xx) are not remembered, so they can be retried.
+/// The records and their rules are `commands::idempotency`'s.
 pub async fn idempotency(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let key = request
         .headers()
@@ -185,17 +185,17 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
         return payload_too_large().into_response();
     };
     let caller = caller_of(&parts, &state);
-    let path = parts.uri.path().to_owned();
-    let request_hash = hex::encode(Sha256::digest(&bytes));
-    let record = IdempotencyRecord {
-        store: &state.store,
+    let idempotent = IdempotentRequest {
         caller: &caller,
-        path: &path,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
         key: &key,
+        body: &bytes,
     };
-    match record.begin(&request_hash, state.service.now()).await {
-        Ok(Begin::Fresh) => {}
-        Ok(Begin::Replay(response)) => return response,
+    let records = state.service.idempotency();
+    let lease = match records.begin(&idempotent, state.http.request_timeout).await {
+        Ok(Begin::Run(lease)) => lease,
+        Ok(Begin::Replay(replayed)) => return replay(replayed),
         Ok(Begin::InFlight) => {
             return ApiError::new(
                 StatusCode::CONFLICT,
@@ -213,31 +213,46 @@ pub async fn idempotency(State(state): State<AppState>, request: Request, next: 
             .into_response()
         }
         Err(e) => return ApiError::from(e).into_response(),
-    }
+    };
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     let (parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
-        let _ = record.forget().await;
+        let _ = records.forget(&lease).await;
         return ApiError::unavailable(1).into_response();
     };
     let outcome = if parts.status.is_server_error() {
-        record.forget().await
+        records.forget(&lease).await
     } else {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        record
-            .finish(parts.status.as_u16(), content_type, &bytes)
+        records
+            .finish(&lease, parts.status.as_u16(), content_type, &bytes)
             .await
     };
     if let Err(e) = outcome {
         tracing::warn!(error = %e, "could not record an idempotent response");
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The recorded response, marked as a replay.
+fn replay(replayed: Replayed) -> Response {
+    let mut response = Response::new(Body::from(replayed.body));
+    *response.status_mut() = StatusCode::from_u16(replayed.status).unwrap_or(StatusCode::OK);
+    if let Ok(content_type) = HeaderValue::from_str(&replayed.content_type) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, content_type);
+    }
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
 }
 
 /// Who a request comes from, for scoping idempotency keys: the bearer token's hash, or the
@@ -250,210 +265,5 @@ fn caller_of(parts: &axum::http::request::Parts, state: &AppState) -> String {
     {
         Some(auth) => format!("bearer:{}", hex::encode(Sha256::digest(auth.as_bytes()))),
         None => format!("ip:{}", client_of(parts, state).ip_key()),
-    }
-}
-
-enum Begin {
-    Fresh,
-    Replay(Response),
-    InFlight,
-    OtherBody,
-}
-
-struct IdempotencyRecord<'a> {
-    store: &'a Store,
-    caller: &'a str,
-    path: &'a str,
-    key: &'a str,
-}
-
-impl IdempotencyRecord<'_> {
-    async fn begin(
-        &self,
-        request_hash: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Begin, commands::StoreError> {
-        const PRUNE: &str = "DELETE FROM idempotency_keys WHERE caller = $1 AND method = 'POST' \
-            AND path = $2 AND key = $3 AND created_at < $4";
-        const INSERT: &str =
-            "INSERT INTO idempotency_keys (caller, method, path, key, request_hash, created_at) \
-            VALUES ($1, 'POST', $2, $3, $4, $5) ON CONFLICT (caller, method, path, key) DO NOTHING";
-        const SELECT: &str =
-            "SELECT request_hash, status, content_type, body FROM idempotency_keys \
-            WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
-        let expired = now - chrono::Duration::hours(24);
-        macro_rules! run {
-            ($pool:expr, $fix:expr) => {{
-                let fix: fn(&str) -> String = $fix;
-                sqlx::query(&fix(PRUNE))
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .bind(expired)
-                    .execute($pool)
-                    .await?;
-                let inserted = sqlx::query(&fix(INSERT))
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .bind(request_hash)
-                    .bind(now)
-                    .execute($pool)
-                    .await?
-                    .rows_affected();
-                if inserted == 1 {
-                    return Ok(Begin::Fresh);
-                }
-                let row = sqlx::query(&fix(SELECT))
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .fetch_optional($pool)
-                    .await?;
-                let Some(row) = row else {
-                    return Ok(Begin::InFlight);
-                };
-                let stored_hash: String = row.try_get(0)?;
-                let status: Option<i32> = row.try_get(1)?;
-                let content_type: Option<String> = row.try_get(2)?;
-                let body: Option<Vec<u8>> = row.try_get(3)?;
-                (stored_hash, status, content_type, body)
-            }};
-        }
-        let (stored_hash, status, content_type, body) = match self.store {
-            Store::Postgres(pool) => run!(pool, |s| s.to_owned()),
-            Store::Sqlite(pool) => run!(pool, |s| s.replace('$', "?")),
-        };
-        if stored_hash != request_hash {
-            return Ok(Begin::OtherBody);
-        }
-        let Some(status) = status else {
-            return Ok(Begin::InFlight);
-        };
-        let mut response = Response::new(Body::from(body.unwrap_or_default()));
-        *response.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-        if let Some(ct) = content_type.and_then(|ct| HeaderValue::from_str(&ct).ok()) {
-            response.headers_mut().insert(header::CONTENT_TYPE, ct);
-        }
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        Ok(Begin::Replay(response))
-    }
-
-    async fn finish(
-        &self,
-        status: u16,
-        content_type: &str,
-        body: &[u8],
-    ) -> Result<(), commands::StoreError> {
-        const SQL: &str = "UPDATE idempotency_keys SET status = $4, content_type = $5, body = $6 \
-            WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
-        match self.store {
-            Store::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .bind(i32::from(status))
-                    .bind(content_type)
-                    .bind(body)
-                    .execute(pool)
-                    .await?;
-            }
-            Store::Sqlite(pool) => {
-                sqlx::query(&SQL.replace('$', "?"))
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .bind(i32::from(status))
-                    .bind(content_type)
-                    .bind(body)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn forget(&self) -> Result<(), commands::StoreError> {
-        const SQL: &str = "DELETE FROM idempotency_keys WHERE caller = $1 AND method = 'POST' AND path = $2 AND key = $3";
-        match self.store {
-            Store::Postgres(pool) => {
-                sqlx::query(SQL)
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .execute(pool)
-                    .await?;
-            }
-            Store::Sqlite(pool) => {
-                sqlx::query(&SQL.replace('$', "?"))
-                    .bind(self.caller)
-                    .bind(self.path)
-                    .bind(self.key)
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::routing::get;
-    use axum::Router;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    use super::*;
-
-    /// A log sink the test can read back.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn a_server_failure_is_logged_once_with_its_cause_and_the_route_template() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let app = Router::new()
-            .route(
-                "/v1/things/{token}",
-                get(|| async { ApiError::fault("the store", "disk on fire") }),
-            )
-            .layer(axum::middleware::from_fn(access_log));
-        let request = Request::builder()
-            .uri("/v1/things/secret-token-123")
-            .body(Body::empty())
-            .unwrap();
-        let response = app.oneshot(request).await.unwrap();
-
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        assert!(!String::from_utf8_lossy(&body).contains("disk on fire"));
-        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(log.matches("disk on fire").count(), 1, "{log}");
-        assert_eq!(log.matches("accountd::access").count(), 1, "{log}");
-        assert!(log.contains("/v1/things/{token}"), "{log}");
-        assert!(!log.contains("secret-token-123"), "{log}");
     }
 }

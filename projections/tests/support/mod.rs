@@ -13,7 +13,6 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::testing::TestDatabase;
 use commands::{Actor, CommandContext, CommandService, Committed, Store};
 use domain::account::{AccountEvent, VerificationMethod};
 use domain::password::PasswordPolicy;
@@ -27,6 +26,7 @@ use domain::{
 use projections::profile::{ProfileRow, ServerRow};
 use projections::{EventLog, Projector, ReadError, ReadStore};
 use serde_json::Value;
+use testkit::TestDatabase;
 
 /// Runs each named `async fn name(db: TestDatabase)` on a fresh PostgreSQL database and on a
 /// fresh SQLite file, as the tests `name::on_postgres` and `name::on_sqlite`.
@@ -35,12 +35,12 @@ macro_rules! on_both_backends {
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_postgres() {
-                super::$test(::commands::testing::TestDatabase::postgres().await).await
+                super::$test(::testkit::TestDatabase::postgres().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_sqlite() {
-                super::$test(::commands::testing::TestDatabase::sqlite().await).await
+                super::$test(::testkit::TestDatabase::sqlite().await).await
             }
         }
     )+};
@@ -92,9 +92,9 @@ impl Env {
 
     /// A second fresh database of the same backend, migrated.
     pub async fn sibling(&self) -> Env {
-        Env::new(match self.db.store {
-            Store::Postgres(_) => TestDatabase::postgres().await,
-            Store::Sqlite(_) => TestDatabase::sqlite().await,
+        Env::new(match self.db.raw {
+            testkit::Raw::Postgres(_) => TestDatabase::postgres().await,
+            testkit::Raw::Sqlite(_) => TestDatabase::sqlite().await,
         })
         .await
     }
@@ -104,7 +104,7 @@ impl Env {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.db.store, Store::Postgres(_))
+        matches!(self.db.raw, testkit::Raw::Postgres(_))
     }
 
     pub fn projector(&self) -> Projector<StoreLog> {
@@ -180,8 +180,8 @@ pub async fn insert_history(store: &Store, history: &[SampleEvent]) {
 /// Inserts `rows` in their order: on PostgreSQL in chunks of 5,000 (one statement and one
 /// transaction each), on SQLite in one transaction of multi-row inserts.
 pub async fn insert_rows(store: &Store, rows: &[EventRow]) {
-    match store {
-        Store::Postgres(pool) => {
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => {
             for chunk in rows.chunks(5_000) {
                 let column = |f: fn(&EventRow) -> String| chunk.iter().map(f).collect::<Vec<_>>();
                 sqlx::query(
@@ -205,7 +205,7 @@ pub async fn insert_rows(store: &Store, rows: &[EventRow]) {
                 .expect("bulk insert events");
             }
         }
-        Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             const ROWS_PER_STATEMENT: usize = 400; // 7 parameters each, far below SQLite's limit
             let mut tx = pool.begin().await.expect("begin");
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
@@ -234,12 +234,12 @@ pub async fn insert_rows(store: &Store, rows: &[EventRow]) {
 
 /// How many events the table holds.
 pub async fn event_count(store: &Store) -> usize {
-    let n: i64 = match store {
-        Store::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
+    let n: i64 = match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(pool)
             .await
             .expect("count events"),
-        Store::Sqlite(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
+        testkit::Raw::Sqlite(pool) => sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(pool)
             .await
             .expect("count events"),
@@ -249,15 +249,15 @@ pub async fn event_count(store: &Store) -> usize {
 
 /// The checkpoint of the last committed event of the table (the default when it is empty).
 pub async fn log_head(store: &Store) -> Checkpoint {
-    let head: Option<(i64, i64)> = match store {
-        Store::Postgres(pool) => sqlx::query_as(
+    let head: Option<(i64, i64)> = match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query_as(
             "SELECT tx_id::text::bigint, position FROM events \
               ORDER BY tx_id DESC, position DESC LIMIT 1",
         )
         .fetch_optional(pool)
         .await
         .expect("read the head of the log"),
-        Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             sqlx::query_as("SELECT 0, rowid FROM events ORDER BY rowid DESC LIMIT 1")
                 .fetch_optional(pool)
                 .await
@@ -397,12 +397,12 @@ pub fn assert_same_state(actual: &Dump, expected: &Dump, what: &str) {
 pub async fn dump(store: &Store) -> Dump {
     const PROFILES: &str = "SELECT * FROM profiles ORDER BY account_id";
     const SERVERS: &str = "SELECT * FROM servers ORDER BY account_id, instance_id";
-    match store {
-        Store::Postgres(pool) => Dump {
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => Dump {
             profiles: sqlx::query_as(PROFILES).fetch_all(pool).await.unwrap(),
             servers: sqlx::query_as(SERVERS).fetch_all(pool).await.unwrap(),
         },
-        Store::Sqlite(pool) => Dump {
+        testkit::Raw::Sqlite(pool) => Dump {
             profiles: sqlx::query_as(PROFILES).fetch_all(pool).await.unwrap(),
             servers: sqlx::query_as(SERVERS).fetch_all(pool).await.unwrap(),
         },
@@ -411,9 +411,9 @@ pub async fn dump(store: &Store) -> Dump {
 
 /// Runs one statement on the database (tests that move checkpoints or rows by hand).
 pub async fn execute_sql(store: &Store, sql: &str) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        testkit::Raw::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, TimeZone, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::testing::TestDatabase;
 use commands::{Actor, CommandContext, Committed, Executor, Store};
 use domain::account::{AccountEvent, Profile, RecoveryMethod};
 use domain::password::{Password, PasswordPolicy};
@@ -25,6 +24,7 @@ use domain::{
 use projections::audit::{Audit, AuditLog, StreamHead};
 use projections::ReadStore;
 use serde_json::Value;
+use testkit::TestDatabase;
 
 /// Runs each named `async fn name(db: TestDatabase)` on a fresh PostgreSQL database and on a
 /// fresh SQLite file, as the tests `name::on_postgres` and `name::on_sqlite`.
@@ -33,12 +33,12 @@ macro_rules! on_both_backends {
         mod $test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_postgres() {
-                super::$test(::commands::testing::TestDatabase::postgres().await).await
+                super::$test(::testkit::TestDatabase::postgres().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn on_sqlite() {
-                super::$test(::commands::testing::TestDatabase::sqlite().await).await
+                super::$test(::testkit::TestDatabase::sqlite().await).await
             }
         }
     )+};
@@ -210,7 +210,7 @@ impl Env {
     }
 
     pub fn is_postgres(&self) -> bool {
-        matches!(self.db.store, Store::Postgres(_))
+        matches!(self.db.raw, testkit::Raw::Postgres(_))
     }
 
     /// A write side of its own (no memo of any stream), as another process would have.
@@ -399,13 +399,13 @@ pub async fn stored(store: &Store, id: &AccountId) -> Vec<RecordedEvent> {
 
 /// Runs `sql` (PostgreSQL placeholders) with the stream id as its only parameter.
 pub async fn tamper(store: &Store, sql: &str, id: &AccountId) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(sql)
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(sql)
             .bind(id.as_str())
             .execute(pool)
             .await
             .map(drop),
-        Store::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
+        testkit::Raw::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
             .bind(id.as_str())
             .execute(pool)
             .await
@@ -416,9 +416,9 @@ pub async fn tamper(store: &Store, sql: &str, id: &AccountId) {
 
 /// Runs `sql` on the database with no parameter.
 pub async fn execute_sql(store: &Store, sql: &str) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
-        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        testkit::Raw::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -432,8 +432,8 @@ pub async fn set_row(
     payload: &Value,
     metadata: &Value,
 ) {
-    let affected = match store {
-        Store::Postgres(pool) => sqlx::query(
+    let affected = match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(
             "UPDATE events SET event_type = $1, payload = $2::text::json, \
                                metadata = $3::text::json \
               WHERE aggregate_id = $4 AND sequence = $5",
@@ -446,7 +446,7 @@ pub async fn set_row(
         .execute(pool)
         .await
         .map(|r| r.rows_affected()),
-        Store::Sqlite(pool) => sqlx::query(
+        testkit::Raw::Sqlite(pool) => sqlx::query(
             "UPDATE events SET event_type = ?1, payload = ?2, metadata = ?3 \
               WHERE aggregate_id = ?4 AND sequence = ?5",
         )
@@ -472,8 +472,8 @@ pub async fn insert_row(
     payload: &Value,
     metadata: &Value,
 ) {
-    match store {
-        Store::Postgres(pool) => sqlx::query(
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', $1, $2, $3, '1', $4::text::json, $5::text::json)",
@@ -486,7 +486,7 @@ pub async fn insert_row(
         .execute(pool)
         .await
         .map(drop),
-        Store::Sqlite(pool) => sqlx::query(
+        testkit::Raw::Sqlite(pool) => sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', ?1, ?2, ?3, '1', ?4, ?5)",
@@ -534,8 +534,8 @@ pub async fn insert_chained(store: &Store, history: &[domain::sample::SampleEven
             metadata.to_string(),
         ));
     }
-    match store {
-        Store::Postgres(pool) => {
+    match &testkit::Raw::of(store) {
+        testkit::Raw::Postgres(pool) => {
             for chunk in rows.chunks(5_000) {
                 sqlx::query(
                     "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
@@ -565,7 +565,7 @@ pub async fn insert_chained(store: &Store, history: &[domain::sample::SampleEven
                 .expect("bulk insert events");
             }
         }
-        Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             let mut tx = pool.begin().await.expect("begin");
             for chunk in rows.chunks(150) {
                 let values = vec!["('Account', ?, ?, ?, '1', ?, ?)"; chunk.len()].join(", ");

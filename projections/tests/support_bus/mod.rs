@@ -21,7 +21,6 @@ use axum::{Json, Router};
 use chrono::{DateTime, TimeZone, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::testing::TestDatabase;
 use commands::{Actor, CommandContext, CommandService, Committed, Store};
 use domain::account::{AccountEvent, AccountSummary, VerificationMethod};
 use domain::password::PasswordPolicy;
@@ -38,6 +37,7 @@ use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, U
 use projections::relay::Relay;
 use projections::{EventLog, ReadStore};
 use serde_json::Value;
+use testkit::TestDatabase;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -547,13 +547,13 @@ impl World {
     /// How many events of `aggregate_type` the store holds.
     pub async fn count_events(&self, aggregate_type: &str) -> usize {
         let sql = "SELECT count(*) FROM events WHERE aggregate_type = $1";
-        let n: i64 = match self.store() {
-            Store::Postgres(pool) => sqlx::query_scalar(sql)
+        let n: i64 = match &testkit::Raw::of(self.store()) {
+            testkit::Raw::Postgres(pool) => sqlx::query_scalar(sql)
                 .bind(aggregate_type)
                 .fetch_one(pool)
                 .await
                 .unwrap(),
-            Store::Sqlite(pool) => sqlx::query_scalar(&sql.replace('$', "?"))
+            testkit::Raw::Sqlite(pool) => sqlx::query_scalar(&sql.replace('$', "?"))
                 .bind(aggregate_type)
                 .fetch_one(pool)
                 .await
@@ -564,15 +564,15 @@ impl World {
 
     /// The checkpoint of the last event of the log.
     pub async fn log_head(&self) -> Checkpoint {
-        let head: Option<(i64, i64)> = match self.store() {
-            Store::Postgres(pool) => sqlx::query_as(
+        let head: Option<(i64, i64)> = match &testkit::Raw::of(self.store()) {
+            testkit::Raw::Postgres(pool) => sqlx::query_as(
                 "SELECT tx_id::text::bigint, position FROM events \
                   ORDER BY tx_id DESC, position DESC LIMIT 1",
             )
             .fetch_optional(pool)
             .await
             .unwrap(),
-            Store::Sqlite(pool) => {
+            testkit::Raw::Sqlite(pool) => {
                 sqlx::query_as("SELECT 0, rowid FROM events ORDER BY rowid DESC LIMIT 1")
                     .fetch_optional(pool)
                     .await

@@ -100,8 +100,8 @@ async fn auditors_page_through_history_replay_state_and_detect_an_edited_event(b
     );
     let edited = stored - 1;
     let sql = "UPDATE events SET payload = '{\"forged\": true}' WHERE aggregate_id = $1 AND sequence = $2";
-    match &app.store {
-        commands::Store::Postgres(pool) => {
+    match &testkit::Raw::of(&app.store) {
+        testkit::Raw::Postgres(pool) => {
             sqlx::query(sql)
                 .bind(&id)
                 .bind(edited as i64)
@@ -109,7 +109,7 @@ async fn auditors_page_through_history_replay_state_and_detect_an_edited_event(b
                 .await
                 .unwrap();
         }
-        commands::Store::Sqlite(pool) => {
+        testkit::Raw::Sqlite(pool) => {
             sqlx::query(&sql.replace('$', "?"))
                 .bind(&id)
                 .bind(edited as i64)

@@ -1,0 +1,37 @@
+//! # testkit
+//!
+//! What accountd's tests share, written once: a fresh database per test on either backend, the
+//! macro that runs one test body on both, a clock the test moves, value builders, and readers
+//! of what the store holds. A dev-dependency only: nothing here is compiled into `accountd`.
+//!
+//! # Layout
+//! - [`db`]: [`TestDatabase`] (a scratch PostgreSQL database or SQLite file, with a raw pool for
+//!   assertions on stored rows) and [`on_both_backends!`].
+//! - [`clock`]: [`TestClock`] and the instant tests start at.
+//! - [`values`]: valid emails, mobiles, server IPs, passwords, keyrings and request contexts.
+//! - [`service`]: a `CommandService` wired as the gateway wires it, and quick registrations.
+//! - [`streams`]: stored rows of a stream, the whole global log, chain verification.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod db;
+pub mod service;
+pub mod streams;
+pub mod values;
+
+pub use clock::{t0, TestClock};
+
+/// Everything at once, for `use testkit::prelude::*`.
+pub mod prelude {
+    pub use crate::clock::{t0, TestClock};
+    pub use crate::db::{admin_url, Raw, TestDatabase};
+    pub use crate::on_both_backends;
+    pub use crate::service::*;
+    pub use crate::streams::*;
+    pub use crate::values::*;
+    pub use crate::DEADLINE;
+}
+pub use db::{admin_url, Raw, TestDatabase};
+
+/// How long a poll waits for something that must happen soon before the test fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
