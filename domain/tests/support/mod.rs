@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use cqrs_es::test::{AggregateTestExecutor, TestFramework};
 use cqrs_es::Aggregate;
 
@@ -29,34 +29,8 @@ pub const FIRST_HASH: &str = "phc-1";
 pub const DEFAULT_CODE: &str = "123456";
 pub const DEFAULT_TOKEN: &str = "token-1";
 
-/// 2026-11-26T10:00:00Z, the instant every story starts at.
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap()
-}
-
-/// A clock that only moves when the test moves it.
-#[derive(Debug)]
-pub struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Self(Mutex::new(now))
-    }
-
-    pub fn set(&self, now: DateTime<Utc>) {
-        *self.0.lock().unwrap() = now;
-    }
-
-    pub fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
+/// The instant every story starts at, and the clock the test moves (the test kit's).
+pub use testkit::{t0, TestClock};
 
 /// Deterministic secrets: the next code and token are whatever the test set, digests are
 /// readable strings of what they bind, and sealing only tags the plaintext.
