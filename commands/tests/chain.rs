@@ -107,6 +107,7 @@ async fn a_deleted_middle_event_is_reported_at_its_sequence(db: TestDatabase) {
     run(
         &db.store,
         "DELETE FROM events WHERE aggregate_id = $1 AND sequence = 3",
+        "DELETE FROM events WHERE aggregate_id = ?1 AND sequence = 3",
         &id,
     )
     .await;
@@ -154,12 +155,14 @@ async fn a_forged_event_inserted_with_copied_metadata_is_reported_at_its_sequenc
     run(
         &db.store,
         "UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = $1 AND sequence >= 2",
+        "UPDATE events SET sequence = sequence + 1000 WHERE aggregate_id = ?1 AND sequence >= 2",
         &id,
     )
     .await;
     run(
         &db.store,
         "UPDATE events SET sequence = sequence - 999 WHERE aggregate_id = $1 AND sequence > 1000",
+        "UPDATE events SET sequence = sequence - 999 WHERE aggregate_id = ?1 AND sequence > 1000",
         &id,
     )
     .await;
@@ -186,17 +189,11 @@ async fn a_forged_event_inserted_with_copied_metadata_is_reported_at_its_sequenc
     assert_eq!(first_broken(&db, &id).await, Some(2));
 }
 
-/// Runs `sql` (PostgreSQL placeholders) with the stream id as its only parameter.
-async fn run(store: &Store, sql: &str, id: &str) {
-    match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => sqlx::query(sql).bind(id).execute(pool).await.map(drop),
-        testkit::Raw::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
-            .bind(id)
-            .execute(pool)
-            .await
-            .map(drop),
-    }
-    .expect("tamper with the events table");
+/// Runs a statement (one text per dialect) with the stream id as its only parameter.
+async fn run(store: &Store, postgres: &str, sqlite: &str, id: &str) {
+    Raw::of(store)
+        .execute(postgres, sqlite, &[Arg::Text(id)])
+        .await;
 }
 
 /// Overwrites the type, payload and metadata of event `sequence` of stream `id`.
@@ -208,33 +205,23 @@ async fn set_row(
     payload: &Value,
     metadata: &Value,
 ) {
-    let sql = "UPDATE events SET event_type = $1, payload = $2, metadata = $3 \
-               WHERE aggregate_id = $4 AND sequence = $5";
-    let affected = match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => sqlx::query(
+    let (payload, metadata) = (payload.to_string(), metadata.to_string());
+    let affected = Raw::of(store)
+        .execute(
             "UPDATE events SET event_type = $1, payload = $2::text::json, \
                                metadata = $3::text::json \
              WHERE aggregate_id = $4 AND sequence = $5",
+            "UPDATE events SET event_type = ?1, payload = ?2, metadata = ?3 \
+             WHERE aggregate_id = ?4 AND sequence = ?5",
+            &[
+                Arg::Text(event_type),
+                Arg::Text(&payload),
+                Arg::Text(&metadata),
+                Arg::Text(id),
+                Arg::Int(sequence),
+            ],
         )
-        .bind(event_type)
-        .bind(payload.to_string())
-        .bind(metadata.to_string())
-        .bind(id)
-        .bind(sequence)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()),
-        testkit::Raw::Sqlite(pool) => sqlx::query(&sql.replace('$', "?"))
-            .bind(event_type)
-            .bind(payload.to_string())
-            .bind(metadata.to_string())
-            .bind(id)
-            .bind(sequence)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()),
-    }
-    .expect("tamper with the events table");
+        .await;
     assert_eq!(affected, 1);
 }
 
@@ -247,33 +234,22 @@ async fn insert_row(
     payload: &Value,
     metadata: &Value,
 ) {
-    match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => sqlx::query(
+    let (payload, metadata) = (payload.to_string(), metadata.to_string());
+    Raw::of(store)
+        .execute(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', $1, $2, $3, '1', $4::text::json, $5::text::json)",
-        )
-        .bind(id)
-        .bind(sequence)
-        .bind(event_type)
-        .bind(payload.to_string())
-        .bind(metadata.to_string())
-        .execute(pool)
-        .await
-        .map(drop),
-        testkit::Raw::Sqlite(pool) => sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                                  event_version, payload, metadata) \
              VALUES ('Account', ?1, ?2, ?3, '1', ?4, ?5)",
+            &[
+                Arg::Text(id),
+                Arg::Int(sequence),
+                Arg::Text(event_type),
+                Arg::Text(&payload),
+                Arg::Text(&metadata),
+            ],
         )
-        .bind(id)
-        .bind(sequence)
-        .bind(event_type)
-        .bind(payload.to_string())
-        .bind(metadata.to_string())
-        .execute(pool)
-        .await
-        .map(drop),
-    }
-    .expect("insert a forged event");
+        .await;
 }

@@ -319,67 +319,35 @@ async fn a_stale_login_email_claim_is_taken_over_when_the_owner_has_the_address_
 
 /// Inserts a pending login-email claim made `age_seconds` ago.
 async fn insert_pending_claim(store: &Store, value: &str, owner: &str, age_seconds: i64) {
-    match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => sqlx::query(
+    let age = format!("-{age_seconds} seconds");
+    Raw::of(store)
+        .execute(
             "INSERT INTO claims (kind, value, owner, state, claimed_at) \
-             VALUES ('login_email', $1, $2, 'pending', now() - make_interval(secs => $3))",
-        )
-        .bind(value)
-        .bind(owner)
-        .bind(age_seconds as f64)
-        .execute(pool)
-        .await
-        .map(drop),
-        testkit::Raw::Sqlite(pool) => sqlx::query(
+             VALUES ('login_email', $1, $2, 'pending', now() + $3::interval)",
             "INSERT INTO claims (kind, value, owner, state, claimed_at) \
-             VALUES ('login_email', ?1, ?2, 'pending', \
-                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3))",
+             VALUES ('login_email', ?1, ?2, 'pending', strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3))",
+            &[Arg::Text(value), Arg::Text(owner), Arg::Text(&age)],
         )
-        .bind(value)
-        .bind(owner)
-        .bind(format!("-{age_seconds} seconds"))
-        .execute(pool)
-        .await
-        .map(drop),
-    }
-    .expect("insert a claim row");
+        .await;
 }
 
 /// (owner, state) of the claim on `value`.
 async fn claim_state(store: &Store, kind: ClaimKind, value: &str) -> Option<(String, String)> {
-    match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => {
-            sqlx::query_as("SELECT owner, state FROM claims WHERE kind = $1 AND value = $2")
-                .bind(kind.as_str())
-                .bind(value)
-                .fetch_optional(pool)
-                .await
-        }
-        testkit::Raw::Sqlite(pool) => {
-            sqlx::query_as("SELECT owner, state FROM claims WHERE kind = ?1 AND value = ?2")
-                .bind(kind.as_str())
-                .bind(value)
-                .fetch_optional(pool)
-                .await
-        }
-    }
-    .expect("read the claim")
+    let found = Raw::of(store)
+        .texts(
+            "SELECT owner || '/' || state FROM claims WHERE kind = $1 AND value = $2",
+            "SELECT owner || '/' || state FROM claims WHERE kind = ?1 AND value = ?2",
+            &[Arg::Text(kind.as_str()), Arg::Text(value)],
+        )
+        .await;
+    found.first().and_then(|row| {
+        let (owner, state) = row.split_once('/')?;
+        Some((owner.to_owned(), state.to_owned()))
+    })
 }
 
 async fn claim_rows(store: &Store) -> i64 {
-    match &testkit::Raw::of(store) {
-        testkit::Raw::Postgres(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM claims")
-                .fetch_one(pool)
-                .await
-        }
-        testkit::Raw::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM claims")
-                .fetch_one(pool)
-                .await
-        }
-    }
-    .expect("count claims")
+    count(store, "SELECT count(*) FROM claims").await as i64
 }
 
 /// Claims through the command service, which settles stale claims from the owner's state.

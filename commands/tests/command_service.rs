@@ -475,16 +475,8 @@ async fn no_stored_event_holds_the_password_in_clear(db: TestDatabase) {
         assert!(!row.payload_text.contains(PASSWORD), "{}", row.event_type);
         assert!(!row.metadata_text.contains(PASSWORD), "{}", row.event_type);
     }
-    let claims: Vec<String> = match &db.raw {
-        testkit::Raw::Postgres(pool) => sqlx::query_scalar("SELECT value FROM claims")
-            .fetch_all(pool)
-            .await
-            .unwrap(),
-        testkit::Raw::Sqlite(pool) => sqlx::query_scalar("SELECT value FROM claims")
-            .fetch_all(pool)
-            .await
-            .unwrap(),
-    };
+    const CLAIMS: &str = "SELECT value FROM claims";
+    let claims = db.raw.texts(CLAIMS, CLAIMS, &[]).await;
     assert!(claims.iter().all(|v| !v.contains(PASSWORD)));
 }
 

@@ -145,12 +145,10 @@ async fn the_table_holds_no_token_body_or_response_in_clear(db: TestDatabase) {
             .await
             .unwrap();
     }
-    const SQL: &str = "SELECT scope_digest, request_digest, coalesce(content_type, ''), \
-                       coalesce(body_key_id, ''), coalesce(sealed_body, '') FROM idempotency_records";
-    let rows: Vec<(String, String, String, String, String)> = match &db.raw {
-        Raw::Postgres(pool) => sqlx::query_as(SQL).fetch_all(pool).await.unwrap(),
-        Raw::Sqlite(pool) => sqlx::query_as(SQL).fetch_all(pool).await.unwrap(),
-    };
+    const SQL: &str = "SELECT scope_digest || request_digest || coalesce(content_type, '') \
+                       || coalesce(body_key_id, '') || coalesce(sealed_body, '') \
+                       FROM idempotency_records";
+    let rows = db.raw.texts(SQL, SQL, &[]).await;
     assert_eq!(rows.len(), 2);
     let stored = format!("{rows:?}");
     for secret in [

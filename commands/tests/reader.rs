@@ -147,9 +147,7 @@ fn assert_read_once_in_order(read: &[RecordedEvent], table: &[(String, u64)]) {
 async fn on_postgres_the_reader_waits_for_an_open_transaction_and_then_returns_it_and_all_later_events(
 ) {
     let db = TestDatabase::postgres().await;
-    let testkit::Raw::Postgres(pool) = &db.raw else {
-        unreachable!("a PostgreSQL test database")
-    };
+    let pool = db.raw.postgres();
     let executor = executor(&db.store);
     let accounts = register_many(&executor, 4).await;
     let before = read_whole_log(&db.store).await;

@@ -56,6 +56,72 @@ impl Raw {
     }
 }
 
+/// A bind value of [`Raw::execute`] and [`Raw::texts`].
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    Text(&'a str),
+    Int(i64),
+    Real(f64),
+}
+
+/// Binds `args` in order to a query of either backend.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(v) => query.bind(v),
+                Arg::Int(v) => query.bind(v),
+                Arg::Real(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+impl Raw {
+    /// The PostgreSQL pool (tests that only make sense there, e.g. on open transactions).
+    pub fn postgres(&self) -> &PgPool {
+        match self {
+            Raw::Postgres(pool) => pool,
+            Raw::Sqlite(_) => panic!("a PostgreSQL test database was expected"),
+        }
+    }
+
+    /// Runs a statement written once per dialect (tampering, hand-made rows); the rows it
+    /// changed.
+    pub async fn execute(&self, postgres: &str, sqlite: &str, args: &[Arg<'_>]) -> u64 {
+        match self {
+            Raw::Postgres(pool) => bind_all!(sqlx::query(postgres), args)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+            Raw::Sqlite(pool) => bind_all!(sqlx::query(sqlite), args)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+        .unwrap_or_else(|e| panic!("{postgres}: {e}"))
+    }
+
+    /// The first column, as text, of the rows of a query written once per dialect.
+    pub async fn texts(&self, postgres: &str, sqlite: &str, args: &[Arg<'_>]) -> Vec<String> {
+        match self {
+            Raw::Postgres(pool) => {
+                bind_all!(sqlx::query_scalar(postgres), args)
+                    .fetch_all(pool)
+                    .await
+            }
+            Raw::Sqlite(pool) => {
+                bind_all!(sqlx::query_scalar(sqlite), args)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .unwrap_or_else(|e| panic!("{postgres}: {e}"))
+    }
+}
+
 /// A fresh, migrated database of one test's own.
 pub struct TestDatabase {
     /// The write side's store on it.

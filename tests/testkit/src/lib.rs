@@ -24,14 +24,14 @@ pub use clock::{t0, TestClock};
 /// Everything at once, for `use testkit::prelude::*`.
 pub mod prelude {
     pub use crate::clock::{t0, TestClock};
-    pub use crate::db::{admin_url, Raw, TestDatabase};
+    pub use crate::db::{admin_url, Arg, Raw, TestDatabase};
     pub use crate::on_both_backends;
     pub use crate::service::*;
     pub use crate::streams::*;
     pub use crate::values::*;
     pub use crate::DEADLINE;
 }
-pub use db::{admin_url, Raw, TestDatabase};
+pub use db::{admin_url, Arg, Raw, TestDatabase};
 
 /// How long a poll waits for something that must happen soon before the test fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
