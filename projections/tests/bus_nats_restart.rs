@@ -5,7 +5,6 @@
 
 mod support_bus;
 
-use testkit::TestDatabase;
 use projections::bus::{Bus, BusConfig};
 use projections::notifier::senders::Senders;
 use support_bus::*;

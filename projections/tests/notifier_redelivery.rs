@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use testkit::TestDatabase;
 use projections::bus::{NotificationKind, NotificationRequest};
 use projections::notifier::planner::{Planner, PLANNER};
 use projections::notifier::senders::Senders;
 use projections::notifier::store::now_ms;
 use support_bus::*;
+use testkit::TestDatabase;
 use tokio::sync::Notify;
 
 /// A history that sends 8 messages: sign-up code, contact mobile (notice ×2, code), password

@@ -4,13 +4,13 @@
 
 mod support_bus;
 
-use testkit::TestDatabase;
 use domain::stored::Checkpoint;
 use domain::Channel;
 use projections::notifier::notify_store;
 use projections::notifier::plan::{Contacts, Planned, Template};
 use projections::notifier::store::{Attempt, DeadPlan, PendingRequest, PlannedBatch, State};
 use serde_json::json;
+use testkit::TestDatabase;
 
 const PLANNER: &str = "contract";
 
