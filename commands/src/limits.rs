@@ -80,6 +80,12 @@ pub trait LimitStore: Send + Sync {
         limit: TargetLimit,
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError>;
+    /// When the newest counted send to `target` for `purpose` was admitted.
+    async fn newest_send(
+        &self,
+        target: &str,
+        purpose: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Counts one request of `client_ip` to `route` in minute `window`; the count so far.
     async fn count_request(
         &self,
@@ -110,23 +116,7 @@ impl Store {
         target: &str,
         purpose: &str,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        const SQL: &str = "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2";
-        Ok(match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar(SQL)
-                    .bind(target)
-                    .bind(purpose)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar(&SQL.replace('$', "?"))
-                    .bind(target)
-                    .bind(purpose)
-                    .fetch_one(pool)
-                    .await?
-            }
-        })
+        self.limits().newest_send(target, purpose).await
     }
 
     /// Counts one request from `client_ip` to `route` at `now` against `per_minute`.

@@ -26,6 +26,7 @@ use domain::sample::{self, SampleEvent};
 use domain::stored::{to_payload, Checkpoint, RecordedEvent};
 use domain::values::AccountId;
 use projections::audit::{Audit, AuditLog, StreamHead, MAX_LIMIT};
+use projections::ReadStore;
 use serde_json::{json, Value};
 
 /// The write side's store as the audit port.

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -274,12 +273,7 @@ const POSTGRES_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 async fn check_postgres(url: &str) -> anyhow::Result<String> {
     let target = commands::store::postgres_target(url)
         .context("DATABASE_URL is not a valid PostgreSQL URL")?;
-    match tokio::time::timeout(
-        POSTGRES_CHECK_TIMEOUT,
-        commands::store::check_postgres(url),
-    )
-    .await
-    {
+    match tokio::time::timeout(POSTGRES_CHECK_TIMEOUT, commands::store::check_postgres(url)).await {
         Ok(Ok(())) => Ok(target),
         Ok(Err(e)) => Err(e).with_context(|| format!("connecting to PostgreSQL at {target}")),
         Err(_) => bail!(

@@ -491,7 +491,7 @@ async fn notify_run(options: &NotifyBench, notifiers: usize) -> anyhow::Result<N
         Some(admin) => Scratch::postgres(admin).await?,
         None => Scratch::sqlite().await?,
     };
-    let read = ReadStore::open(&db.url).await?;
+    let read = ReadStore::open(db.location()).await?;
     let prefix = format!("bench{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let bus = Bus::connect(BusConfig {
         url: options.nats_url.clone(),

@@ -138,10 +138,12 @@ async fn a_token_is_stored_only_as_its_sha256(db: TestDatabase) {
 
     // Every column of every row, as text.
     let rows: Vec<String> = match &testkit::Raw::of(env.store()) {
-        testkit::Raw::Postgres(pool) => sqlx::query_scalar("SELECT row_to_json(s)::text FROM sessions s")
-            .fetch_all(pool)
-            .await
-            .unwrap(),
+        testkit::Raw::Postgres(pool) => {
+            sqlx::query_scalar("SELECT row_to_json(s)::text FROM sessions s")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        }
         testkit::Raw::Sqlite(pool) => sqlx::query_scalar(
             "SELECT json_object('token_hash', token_hash, 'session_id', session_id, \
                     'account_id', account_id, 'created_at', created_at, \

@@ -6,13 +6,13 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use testkit::TestDatabase;
 use domain::stored::Checkpoint;
 use projections::audit::{Anchor, StreamHead};
 use projections::profile::{ProfileRow, ServerRow, Tables};
 use projections::sessions::Session;
 use projections::ReadStore;
 use support::t0;
+use testkit::TestDatabase;
 
 on_both_backends!(
     the_profile_store_answers_each_lookup_from_the_stored_facts,

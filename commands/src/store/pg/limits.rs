@@ -47,6 +47,20 @@ impl LimitStore for Pg {
         Ok(Ok(()))
     }
 
+    async fn newest_send(
+        &self,
+        target: &str,
+        purpose: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2",
+        )
+        .bind(target)
+        .bind(purpose)
+        .fetch_one(&self.0)
+        .await?)
+    }
+
     async fn count_request(
         &self,
         client_ip: &str,
