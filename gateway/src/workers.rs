@@ -24,7 +24,7 @@ use domain::{AccountCommand, PasswordHash, Sealed};
 use projections::audit::Audit;
 use projections::bus::{Bus, BusConfig, NotificationKind, NotificationRequest};
 use projections::notifier::senders::Senders;
-use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, Unsealer};
+use projections::notifier::{Notifier, NotifierSettings, Planner, Unsealer};
 use projections::relay::Relay;
 use projections::ReadStore;
 use tokio::sync::{watch, Notify};
@@ -172,7 +172,7 @@ pub struct NotifierRole {
 impl NotifierRole {
     /// Runs the planner and the worker until `shutdown` resolves.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let store = notify_store(&self.read);
+        let store = self.read.notifier();
         let planned = Arc::new(Notify::new());
         let planner = Planner::new(
             Arc::new(StoreLog(self.store)),
@@ -409,7 +409,8 @@ pub async fn run_notify(
 /// `accountd notify dead-letters`: one line per dead letter (tab-separated: source, channel,
 /// recipient, template, attempts, reason), then their count on stderr.
 pub async fn print_dead_letters(read: &ReadStore) -> anyhow::Result<()> {
-    let dead = notify_store(read)
+    let dead = read
+        .notifier()
         .dead_letters()
         .await
         .context("reading the dead letters")?;

@@ -8,11 +8,10 @@
 
 use std::sync::Arc;
 
-use sqlx::{PgPool, SqlitePool};
-
+use crate::notifier::store::NotifyStore;
 pub(crate) use crate::store::pg::SessionLock;
 use crate::store::sql::SqlStore;
-use crate::store::{self, AnchorStore, ProfileStore, ProjectionStore, SessionStore};
+use crate::store::{self, AnchorStore, ProfileStore, ProjectionStore, RelayStore, SessionStore};
 
 /// The read side's stores, on one backend. Cloning is cheap (the stores are shared).
 #[derive(Clone)]
@@ -21,22 +20,18 @@ pub struct ReadStore {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) projections: Arc<dyn ProjectionStore>,
     pub(crate) anchors: Arc<dyn AnchorStore>,
-    /// The pool itself, for the relay and the notifier until they move behind store traits of
-    /// their own (issue 11).
-    pub(crate) db: Db,
+    pub(crate) relay: Arc<dyn RelayStore>,
+    pub(crate) notifier: Arc<dyn NotifyStore>,
+    /// Which backend, for `Debug` only.
+    backend: &'static str,
 }
 
 impl std::fmt::Debug for ReadStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadStore").field("db", &self.db).finish()
+        f.debug_struct("ReadStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
-}
-
-/// The backend's pool.
-#[derive(Clone, Debug)]
-pub(crate) enum Db {
-    Postgres(PgPool),
-    Sqlite(SqlitePool),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +65,10 @@ impl ReadStore {
                 profiles: stores.clone(),
                 sessions: stores.clone(),
                 projections: stores.clone(),
-                anchors: stores,
-                db: Db::Sqlite(pool),
+                anchors: stores.clone(),
+                relay: stores,
+                notifier: Arc::new(crate::notifier::store::sqlite::SqliteNotifyStore(pool)),
+                backend: "sqlite",
             })
         } else {
             let pool = store::pg::open(location).await?;
@@ -80,8 +77,10 @@ impl ReadStore {
                 profiles: stores.clone(),
                 sessions: stores.clone(),
                 projections: stores.clone(),
-                anchors: stores,
-                db: Db::Postgres(pool),
+                anchors: stores.clone(),
+                relay: stores,
+                notifier: Arc::new(crate::notifier::store::pg::PgNotifyStore(pool)),
+                backend: "postgres",
             })
         }
     }
@@ -106,14 +105,13 @@ impl ReadStore {
         self.anchors.as_ref()
     }
 
-    /// The backend's pool (the relay and the notifier; see [`ReadStore`]).
-    pub(crate) fn db(&self) -> &Db {
-        &self.db
+    /// The bus relay's checkpoint store.
+    pub fn relay(&self) -> &dyn RelayStore {
+        self.relay.as_ref()
     }
-}
 
-/// The SQLite spelling of a statement written with PostgreSQL's `$n` placeholders. Only the
-/// relay and the notifier still use it, until issue 11 gives them stores of their own.
-pub(crate) fn sqlite(sql: &str) -> String {
-    sql.replace('$', "?")
+    /// The notifier's store (planner checkpoint, contacts, requests, delivery log).
+    pub fn notifier(&self) -> Arc<dyn NotifyStore> {
+        self.notifier.clone()
+    }
 }

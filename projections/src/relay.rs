@@ -23,12 +23,11 @@ use std::time::Duration;
 
 use domain::stored::{Checkpoint, RecordedEvent};
 use serde_json::{json, Map, Value};
-use sqlx::Row;
 use tokio::sync::{watch, Notify};
 use tracing::{debug, info, instrument, warn};
 
 use crate::bus::{Bus, BusError, OutgoingMessage};
-use crate::db::{sqlite, Db, ReadError, ReadStore};
+use crate::db::{ReadError, ReadStore};
 use crate::log::EventLog;
 
 /// The relay's checkpoint row and lock name.
@@ -51,12 +50,6 @@ pub enum RelayError {
     Bus(#[from] BusError),
     #[error("another relay moved the checkpoint")]
     CheckpointMoved,
-}
-
-impl From<sqlx::Error> for RelayError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Read(ReadError::Database(e))
-    }
 }
 
 pub struct Relay<L> {
@@ -90,21 +83,13 @@ impl<L: EventLog> Relay<L> {
 
     /// The stored checkpoint.
     pub async fn checkpoint(&self) -> Result<Checkpoint, RelayError> {
-        read_checkpoint(&self.db).await
+        Ok(self.db.relay().relay_checkpoint(RELAY).await?)
     }
 
     /// Moves the checkpoint back to the start of the log (operations: re-publish everything;
     /// JetStream and the consumers drop what they already have).
     pub async fn reset_checkpoint(&self) -> Result<(), RelayError> {
-        let sql = "UPDATE relay_checkpoints SET tx_id = 0, position = 0 WHERE name = $1";
-        match self.db.db() {
-            Db::Postgres(pool) => {
-                sqlx::query(sql).bind(RELAY).execute(pool).await?;
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query(&sqlite(sql)).bind(RELAY).execute(pool).await?;
-            }
-        }
+        self.db.relay().reset_relay_checkpoint(RELAY).await?;
         Ok(())
     }
 
@@ -185,8 +170,9 @@ impl<L: EventLog> Relay<L> {
     /// rest. A failed batch is retried after a pause; nothing is skipped.
     pub async fn run(&self, commits: Arc<Notify>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let _lock = tokio::select! {
-            lock = self.lock() => lock,
+        let lock_name = format!("accountd.{RELAY}");
+        let _lease = tokio::select! {
+            lease = self.db.relay().exclusive(&lock_name) => lease,
             () = &mut shutdown => return,
         };
         info!("relay active");
@@ -221,89 +207,17 @@ impl<L: EventLog> Relay<L> {
     }
 
     async fn move_checkpoint(&self, from: Checkpoint, to: Checkpoint) -> Result<(), RelayError> {
-        const UPSERT: &str = "INSERT INTO relay_checkpoints (name, tx_id, position) \
-                              VALUES ($1, 0, 0) ON CONFLICT (name) DO NOTHING";
-        const MOVE: &str = "UPDATE relay_checkpoints \
-                               SET tx_id = $2, position = $3, published_at = CURRENT_TIMESTAMP \
-                             WHERE name = $1 AND tx_id = $4 AND position = $5";
-        let moved = match self.db.db() {
-            Db::Postgres(pool) => {
-                sqlx::query(UPSERT).bind(RELAY).execute(pool).await?;
-                sqlx::query(MOVE)
-                    .bind(RELAY)
-                    .bind(to.tx_id)
-                    .bind(to.position)
-                    .bind(from.tx_id)
-                    .bind(from.position)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Db::Sqlite(pool) => {
-                sqlx::query(&sqlite(UPSERT))
-                    .bind(RELAY)
-                    .execute(pool)
-                    .await?;
-                sqlx::query(&sqlite(MOVE))
-                    .bind(RELAY)
-                    .bind(to.tx_id)
-                    .bind(to.position)
-                    .bind(from.tx_id)
-                    .bind(from.position)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        if moved == 1 {
+        if self
+            .db
+            .relay()
+            .move_relay_checkpoint(RELAY, from, to)
+            .await?
+        {
             Ok(())
         } else {
             Err(RelayError::CheckpointMoved)
         }
     }
-
-    /// Holds the relay's advisory lock (PostgreSQL) until dropped.
-    async fn lock(&self) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-        let Db::Postgres(pool) = self.db.db() else {
-            return None; // the embedded store runs in one process
-        };
-        loop {
-            let attempt = async {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SELECT pg_advisory_lock(hashtext($1))")
-                    .bind(format!("accountd.{RELAY}"))
-                    .execute(&mut *conn)
-                    .await?;
-                Ok::<_, sqlx::Error>(conn)
-            };
-            match attempt.await {
-                Ok(conn) => return Some(conn),
-                Err(e) => {
-                    warn!(error = %e, "waiting for the relay lock");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
-    }
-}
-
-async fn read_checkpoint(db: &ReadStore) -> Result<Checkpoint, RelayError> {
-    let sql = "SELECT tx_id, position FROM relay_checkpoints WHERE name = $1";
-    let row = match db.db() {
-        Db::Postgres(pool) => sqlx::query(sql)
-            .bind(RELAY)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))),
-        Db::Sqlite(pool) => sqlx::query(&sqlite(sql))
-            .bind(RELAY)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))),
-    };
-    Ok(row
-        .map(|(tx_id, position)| Checkpoint { tx_id, position })
-        .unwrap_or_default())
 }
 
 /// The bus message of a stored event, or `None` for events that are not published.

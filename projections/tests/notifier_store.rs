@@ -6,7 +6,6 @@ mod support_bus;
 
 use domain::stored::Checkpoint;
 use domain::Channel;
-use projections::notifier::notify_store;
 use projections::notifier::plan::{Contacts, Planned, Template};
 use projections::notifier::store::{Attempt, DeadPlan, PendingRequest, PlannedBatch, State};
 use serde_json::json;
@@ -32,7 +31,7 @@ fn at(position: i64) -> Checkpoint {
 
 async fn the_contract(db: TestDatabase) {
     let read = projections::ReadStore::open(&db.url).await.unwrap();
-    let store = notify_store(&read);
+    let store = read.notifier();
     assert_eq!(
         store.checkpoint(PLANNER).await.unwrap(),
         Checkpoint::default()

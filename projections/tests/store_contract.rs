@@ -22,6 +22,7 @@ on_both_backends!(
     a_projection_transaction_is_all_or_nothing,
     a_rebuild_swaps_the_copies_in_and_sets_the_checkpoint,
     the_anchor_store_keeps_every_anchors_heads,
+    the_relay_checkpoint_moves_only_from_where_it_is_expected_and_resets,
 );
 
 async fn open(db: &TestDatabase) -> ReadStore {
@@ -353,4 +354,44 @@ async fn the_anchor_store_keeps_every_anchors_heads(db: TestDatabase) {
     assert_eq!((at_second[B].sequence, at_second[B].anchor_id), (2, first));
     assert_eq!(store.head(A).await.unwrap(), Some(at_second[A].clone()));
     assert_eq!(store.head(C).await.unwrap(), None);
+}
+
+async fn the_relay_checkpoint_moves_only_from_where_it_is_expected_and_resets(db: TestDatabase) {
+    let read = open(&db).await;
+    let relay = read.relay();
+    let start = Checkpoint::default();
+    let first = Checkpoint {
+        tx_id: 7,
+        position: 3,
+    };
+    let second = Checkpoint {
+        tx_id: 9,
+        position: 1,
+    };
+    assert_eq!(relay.relay_checkpoint("bus").await.unwrap(), start);
+
+    assert!(relay
+        .move_relay_checkpoint("bus", start, first)
+        .await
+        .unwrap());
+    assert_eq!(relay.relay_checkpoint("bus").await.unwrap(), first);
+    // Another relay expected it elsewhere: nothing moves.
+    assert!(!relay
+        .move_relay_checkpoint("bus", start, second)
+        .await
+        .unwrap());
+    assert_eq!(relay.relay_checkpoint("bus").await.unwrap(), first);
+    // Checkpoints are per name.
+    assert_eq!(relay.relay_checkpoint("other").await.unwrap(), start);
+
+    assert!(relay
+        .move_relay_checkpoint("bus", first, second)
+        .await
+        .unwrap());
+    relay.reset_relay_checkpoint("bus").await.unwrap();
+    assert_eq!(relay.relay_checkpoint("bus").await.unwrap(), start);
+    assert!(relay
+        .move_relay_checkpoint("bus", start, first)
+        .await
+        .unwrap());
 }

@@ -47,7 +47,7 @@ use store::{now_ms, Attempt, DeadPlan, DeliveryRow, NotifyStore, PendingRequest}
 use templates::render;
 
 pub use planner::Planner;
-pub use store::{notify_store, DeadLetter};
+pub use store::DeadLetter;
 
 /// Opens sealed codes and tokens for delivery. The binary implements it with the keyring; the
 /// read side never holds a key of its own.

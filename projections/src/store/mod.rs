@@ -114,6 +114,25 @@ pub trait ProjectionTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), ReadError>;
 }
 
+/// The bus relay's checkpoint: how far into the log the relay has published.
+#[async_trait]
+pub trait RelayStore: Send + Sync {
+    /// The stored checkpoint of relay `name` (the start when there is none).
+    async fn relay_checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError>;
+    /// Moves checkpoint `name` from `from` to `to`; false when it no longer stands at `from`
+    /// (another relay moved it).
+    async fn move_relay_checkpoint(
+        &self,
+        name: &str,
+        from: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<bool, ReadError>;
+    /// Moves checkpoint `name` back to the start of the log.
+    async fn reset_relay_checkpoint(&self, name: &str) -> Result<(), ReadError>;
+    /// Waits until this process is the one active relay `name`, for as long as the lease lives.
+    async fn exclusive(&self, name: &str) -> Lease;
+}
+
 /// Anchors of the audit chain (migration 1003).
 #[async_trait]
 pub trait AnchorStore: Send + Sync {

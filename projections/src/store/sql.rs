@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::stored::Checkpoint;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 
-use super::{to_u64, Lease, ProfileStore, ProjectionStore, ProjectionTx, SessionStore};
+use super::{to_u64, Lease, ProfileStore, ProjectionStore, ProjectionTx, RelayStore, SessionStore};
 use crate::db::ReadError;
 use crate::profile::{ProfileRow, ServerRow, Tables};
 use crate::sessions::Session;
@@ -34,6 +34,11 @@ pub(crate) struct Statements {
     pub hold_checkpoint: &'static str,
     pub move_checkpoint: &'static str,
     pub set_checkpoint: &'static str,
+    pub relay_checkpoint: &'static str,
+    pub ensure_relay_checkpoint: &'static str,
+    /// Moves a relay checkpoint ($2, $3) only from where it is expected ($4, $5).
+    pub move_relay_checkpoint: &'static str,
+    pub reset_relay_checkpoint: &'static str,
     /// Drops and recreates the `*_rebuild` copies, empty.
     pub create_copies: &'static [&'static str],
 }
@@ -341,5 +346,62 @@ where
 
     async fn commit(self: Box<Self>) -> Result<(), ReadError> {
         Ok(self.0.commit().await?)
+    }
+}
+
+#[async_trait]
+impl<DB> RelayStore for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+{
+    async fn relay_checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(DB::SQL.relay_checkpoint)
+            .bind(name)
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(
+            row.map_or_else(Checkpoint::default, |(tx_id, position)| Checkpoint {
+                tx_id,
+                position,
+            }),
+        )
+    }
+
+    async fn move_relay_checkpoint(
+        &self,
+        name: &str,
+        from: Checkpoint,
+        to: Checkpoint,
+    ) -> Result<bool, ReadError> {
+        sqlx::query(DB::SQL.ensure_relay_checkpoint)
+            .bind(name)
+            .execute(&self.0)
+            .await?;
+        let result = sqlx::query(DB::SQL.move_relay_checkpoint)
+            .bind(name)
+            .bind(to.tx_id)
+            .bind(to.position)
+            .bind(from.tx_id)
+            .bind(from.position)
+            .execute(&self.0)
+            .await?;
+        Ok(DB::rows_affected(&result) == 1)
+    }
+
+    async fn reset_relay_checkpoint(&self, name: &str) -> Result<(), ReadError> {
+        sqlx::query(DB::SQL.reset_relay_checkpoint)
+            .bind(name)
+            .execute(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn exclusive(&self, name: &str) -> Lease {
+        DB::exclusive(&self.0, name).await
     }
 }

@@ -33,7 +33,7 @@ use domain::{
 use projections::bus::{Bus, BusConfig, StreamKind};
 use projections::notifier::senders::{EmailSender, Senders, SmsGateway, SmsSender, SmtpSender};
 use projections::notifier::store::NotifyStore;
-use projections::notifier::{notify_store, Notifier, NotifierSettings, Planner, Unsealer};
+use projections::notifier::{Notifier, NotifierSettings, Planner, Unsealer};
 use projections::relay::Relay;
 use projections::{EventLog, ReadStore};
 use serde_json::Value;
@@ -183,7 +183,7 @@ impl World {
 
     /// The notifier's tables.
     pub fn notify_store(&self) -> Arc<dyn NotifyStore> {
-        notify_store(&self.read)
+        self.read.notifier()
     }
 
     /// A planner that wakes `planned`.

@@ -1,6 +1,6 @@
 //! The notifier's storage seam (issue 10's pattern): [`NotifyStore`], with a PostgreSQL
 //! implementation in [`pg`] and a SQLite one in [`sqlite`], each statement written once in its
-//! own dialect. [`notify_store`] picks the backend; nothing above this module knows which.
+//! own dialect. [`crate::ReadStore::open`] picks the backend; nothing above this module knows which.
 //!
 //! Tables (migrations 1002 and 1011): the planner's checkpoint (`notifier_checkpoints`), its fold
 //! of each account's contact values (`notifier_contacts`), subscribed messages waiting for the
@@ -14,11 +14,10 @@
 //! after the claim is fenced by the attempt count the claim returned, so a worker that lost its
 //! lease cannot overwrite what the next one did.
 
-mod pg;
-mod sqlite;
+pub(crate) mod pg;
+pub(crate) mod sqlite;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::stored::Checkpoint;
@@ -26,7 +25,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::plan::{Contacts, Planned};
-use crate::db::{Db, ReadError, ReadStore};
+use crate::db::ReadError;
 
 /// The notifier's tables, on either backend.
 #[async_trait]
@@ -84,14 +83,6 @@ pub trait NotifyStore: Send + Sync {
     /// Waits until this process is the one active instance named `name`, for as long as the
     /// returned value lives (PostgreSQL; the embedded store has one process).
     async fn exclusive(&self, name: &str) -> Box<dyn Send>;
-}
-
-/// The notifier's store on `db`'s backend.
-pub fn notify_store(db: &ReadStore) -> Arc<dyn NotifyStore> {
-    match db.db() {
-        Db::Postgres(pool) => Arc::new(pg::PgNotifyStore(pool.clone())),
-        Db::Sqlite(pool) => Arc::new(sqlite::SqliteNotifyStore(pool.clone())),
-    }
 }
 
 /// Milliseconds since the epoch: the scheduling clock of the delivery log.

@@ -16,7 +16,7 @@ use super::{
 use crate::db::{ReadError, SessionLock};
 use crate::notifier::plan::Contacts;
 
-pub(super) struct PgNotifyStore(pub(super) PgPool);
+pub(crate) struct PgNotifyStore(pub(crate) PgPool);
 
 const ROW: &str = "source_id, channel, recipient, template, params, state, attempts, \
                    next_attempt_ms, last_error";

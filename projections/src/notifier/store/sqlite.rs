@@ -15,7 +15,7 @@ use super::{
 use crate::db::ReadError;
 use crate::notifier::plan::Contacts;
 
-pub(super) struct SqliteNotifyStore(pub(super) SqlitePool);
+pub(crate) struct SqliteNotifyStore(pub(crate) SqlitePool);
 
 const ROW: &str = "source_id, channel, recipient, template, params, state, attempts, \
                    next_attempt_ms, last_error";

@@ -73,6 +73,14 @@ impl Dialect for Postgres {
              WHERE name = $1 AND ($5 OR (tx_id = $6 AND position = $7))",
         set_checkpoint: "UPDATE projection_checkpoints SET tx_id = $2, position = $3 \
              WHERE name = $1",
+        relay_checkpoint: "SELECT tx_id, position FROM relay_checkpoints WHERE name = $1",
+        ensure_relay_checkpoint: "INSERT INTO relay_checkpoints (name, tx_id, position) \
+             VALUES ($1, 0, 0) ON CONFLICT (name) DO NOTHING",
+        move_relay_checkpoint: "UPDATE relay_checkpoints \
+             SET tx_id = $2, position = $3, published_at = CURRENT_TIMESTAMP \
+             WHERE name = $1 AND tx_id = $4 AND position = $5",
+        reset_relay_checkpoint: "UPDATE relay_checkpoints SET tx_id = 0, position = 0 \
+             WHERE name = $1",
         create_copies: &[
             "DROP TABLE IF EXISTS profiles_rebuild",
             "DROP TABLE IF EXISTS servers_rebuild",
