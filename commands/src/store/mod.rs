@@ -12,6 +12,7 @@
 
 mod pg;
 mod scratch;
+mod sql;
 mod sqlite;
 
 use std::path::Path;

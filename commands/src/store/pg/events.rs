@@ -12,9 +12,10 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 use super::Pg;
+use crate::store::sql::serialized;
 use crate::store::{
-    append_error, to_i64, to_u64, to_usize, Checkpoint, EventStore, RecordedEvent, ResetIndex,
-    ResetIndexEntry, StoreError, StreamHead,
+    append_error, to_i64, to_u64, Checkpoint, EventStore, RecordedEvent, ResetIndexEntry,
+    StoreError, StreamHead,
 };
 
 /// The columns every global or audit read selects, in the order [`recorded`] reads them.
@@ -280,35 +281,6 @@ impl EventStore for Pg {
             .await?;
         recorded_all(&rows)
     }
-}
-
-#[async_trait]
-impl ResetIndex for Pg {
-    async fn reset_token_owner(&self, digest_hex: &str) -> Result<Option<String>, StoreError> {
-        let owner =
-            sqlx::query_scalar("SELECT account_id FROM reset_token_index WHERE token_digest = $1")
-                .bind(digest_hex)
-                .fetch_optional(&self.0)
-                .await?;
-        Ok(owner)
-    }
-}
-
-/// A row of one stream as cqrs-es's `SerializedEvent`.
-fn serialized(
-    aggregate_type: &str,
-    aggregate_id: &str,
-    row: &PgRow,
-) -> Result<SerializedEvent, sqlx::Error> {
-    Ok(SerializedEvent::new(
-        aggregate_id.to_owned(),
-        to_usize(row.try_get("sequence")?),
-        aggregate_type.to_owned(),
-        row.try_get("event_type")?,
-        row.try_get("event_version")?,
-        row.try_get("payload")?,
-        row.try_get("metadata")?,
-    ))
 }
 
 /// Rows of [`COLUMNS`] as recorded events.

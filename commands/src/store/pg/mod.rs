@@ -2,26 +2,104 @@
 //! placeholders, `xid8`, `UNNEST`, advisory locks), and each row shape is decoded once.
 
 mod baseline;
-mod claims;
 mod events;
-mod idempotency;
-mod limits;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as Days, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
+use sqlx::{Connection, Executor, PgConnection, Pool, Postgres};
 
+use super::sql::{Dialect, SqlStore, Statements};
 use super::StoreError;
+use crate::limits::{RetryAfter, TargetLimit};
 pub use baseline::InsertBaseline;
 
 /// The pool size of [`super::Store::open`]: enough for a gateway on a small machine.
 pub(super) const MAX_CONNECTIONS: u32 = 32;
 
 /// The write side's stores on one PostgreSQL pool.
-#[derive(Debug, Clone)]
-pub(super) struct Pg(PgPool);
+pub(super) type Pg = SqlStore<Postgres>;
+
+#[async_trait]
+impl Dialect for Postgres {
+    const SQL: Statements = Statements {
+        claim_insert: "INSERT INTO claims (kind, value, owner, state) \
+             VALUES ($1, $2, $3, 'pending') ON CONFLICT (kind, value) DO NOTHING",
+        claim_row: "SELECT owner, state = 'held' AS held, \
+                    claimed_at < now() - make_interval(secs => $3) AS stale \
+               FROM claims WHERE kind = $1 AND value = $2",
+        claim_hold: "UPDATE claims SET state = 'held' \
+             WHERE kind = $1 AND value = $2 AND owner = $3",
+        claim_delete: "DELETE FROM claims WHERE kind = $1 AND value = $2 AND owner = $3 \
+               AND (NOT $4 OR state = 'pending')",
+        idempotency_prune: "DELETE FROM idempotency_records \
+             WHERE scope_digest = $1 AND created_at < $2",
+        idempotency_insert: "INSERT INTO idempotency_records \
+             (scope_digest, request_digest, created_at, lease_until) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (scope_digest) DO NOTHING",
+        idempotency_take_over: "UPDATE idempotency_records SET lease_until = $4 \
+              WHERE scope_digest = $1 AND request_digest = $2 AND status IS NULL \
+                AND lease_until <= $3",
+        idempotency_get: "SELECT request_digest, status, content_type, body_key_id, sealed_body \
+               FROM idempotency_records WHERE scope_digest = $1",
+        idempotency_record: "UPDATE idempotency_records \
+                SET status = $3, content_type = $4, body_key_id = $5, sealed_body = $6 \
+              WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
+        idempotency_forget: "DELETE FROM idempotency_records \
+              WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
+        newest_send: "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2",
+        count_request: "INSERT INTO ip_requests (client_ip, route, window_start, count) \
+             VALUES ($1, $2, $3, 1) ON CONFLICT (client_ip, route, window_start) \
+             DO UPDATE SET count = ip_requests.count + 1 RETURNING count",
+        prune_request_windows: "DELETE FROM ip_requests WHERE window_start < $1",
+        reset_token_owner: "SELECT account_id FROM reset_token_index WHERE token_digest = $1",
+    };
+
+    async fn admit_send(
+        pool: &Pool<Self>,
+        target: &str,
+        purpose: &str,
+        limit: TargetLimit,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), RetryAfter>, StoreError> {
+        let day_ago = now - Days::days(1);
+        let mut tx = pool.begin().await?;
+        // Admissions of one (target, purpose) take turns on a transaction-scoped advisory
+        // lock: check-then-insert is then exact.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
+            .bind(target)
+            .bind(purpose)
+            .execute(&mut *tx)
+            .await?;
+        let times: Vec<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT sent_at FROM code_sends WHERE target = $1 AND purpose = $2 \
+               AND sent_at > $3 ORDER BY sent_at",
+        )
+        .bind(target)
+        .bind(purpose)
+        .bind(day_ago)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Err(retry) = limit.admits(&times, now) {
+            return Ok(Err(retry));
+        }
+        sqlx::query("INSERT INTO code_sends (target, purpose, sent_at) VALUES ($1, $2, $3)")
+            .bind(target)
+            .bind(purpose)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    fn rows_affected(result: &PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
 
 impl Pg {
     pub(super) async fn connect(
@@ -35,7 +113,7 @@ impl Pg {
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self(pool))
+        Ok(SqlStore(pool))
     }
 
     /// The pgbench-style insert baseline, in this database.
