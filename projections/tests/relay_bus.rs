@@ -12,23 +12,7 @@ use domain::{Recovery, RecoveryCommand};
 use projections::bus::StreamKind;
 use serde_json::Value;
 use support_bus::*;
-use testkit::TestDatabase;
-
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_postgres() {
-                super::$test(::testkit::TestDatabase::postgres().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_sqlite() {
-                super::$test(::testkit::TestDatabase::sqlite().await).await
-            }
-        }
-    )+};
-}
+use testkit::{on_both_backends, TestDatabase};
 
 on_both_backends!(
     account_events_are_published_once_in_order_and_without_password_hashes,

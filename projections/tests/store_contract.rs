@@ -11,7 +11,7 @@ use projections::audit::{Anchor, StreamHead};
 use projections::profile::{ProfileRow, ServerRow, Tables};
 use projections::sessions::Session;
 use projections::ReadStore;
-use support::t0;
+use support::{on_both_backends, t0};
 use testkit::TestDatabase;
 
 on_both_backends!(

@@ -10,7 +10,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
 use commands::{Actor, CommandContext, CommandService, Committed, Store};
@@ -28,23 +27,9 @@ use projections::{EventLog, Projector, ReadError, ReadStore};
 use serde_json::Value;
 use testkit::TestDatabase;
 
-/// Runs each named `async fn name(db: TestDatabase)` on a fresh PostgreSQL database and on a
-/// fresh SQLite file, as the tests `name::on_postgres` and `name::on_sqlite`.
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_postgres() {
-                super::$test(::testkit::TestDatabase::postgres().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_sqlite() {
-                super::$test(::testkit::TestDatabase::sqlite().await).await
-            }
-        }
-    )+};
-}
+pub use gateway::wiring::StoreLog;
+#[allow(unused_imports)] // each test crate uses some of them
+pub use testkit::{on_both_backends, t0, TestClock};
 
 /// How long a poll waits for something that must happen soon before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -54,26 +39,6 @@ pub const FIRST_ID: &str = "100000000001";
 
 // ---------------------------------------------------------------------------------------------
 // Wiring: the write side's store as the read side's log (as gateway/src/wiring.rs does).
-
-/// The event log of the write side, as the read side's port.
-#[derive(Clone, Debug)]
-pub struct StoreLog(pub Store);
-
-impl EventLog for StoreLog {
-    fn read_after(
-        &self,
-        checkpoint: Checkpoint,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
-        let store = self.0.clone();
-        async move {
-            store
-                .read_after(checkpoint, limit)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-}
 
 /// A test's database with both sides migrated.
 pub struct Env {
@@ -420,31 +385,6 @@ pub async fn execute_sql(store: &Store, sql: &str) {
 
 // ---------------------------------------------------------------------------------------------
 // Real commands through the write side.
-
-/// 2026-11-26T10:00:00Z.
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap()
-}
-
-/// A clock that only moves when the test moves it.
-#[derive(Debug)]
-pub struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Self(Mutex::new(now))
-    }
-
-    pub fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
 
 pub fn keyring() -> Keyring {
     Keyring::new([7; 32], [])

@@ -6,161 +6,33 @@
 //! Nothing is mocked: every test runs against the real PostgreSQL or a real SQLite file.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
 use commands::{Actor, CommandContext, Committed, Executor, Store};
 use domain::account::{AccountEvent, Profile, RecoveryMethod};
 use domain::password::{Password, PasswordPolicy};
-use domain::stored::{Checkpoint, RecordedEvent};
+use domain::stored::RecordedEvent;
 use domain::values::{AccountId, Email, Mobile, ServerIp, VerificationCode};
 use domain::{
     Account, AccountCommand, Clock, DomainServices, PasswordCheck, PasswordHash, SessionId,
 };
-use projections::audit::{Audit, AuditLog, StreamHead};
+use projections::audit::Audit;
 use projections::ReadStore;
 use serde_json::Value;
 use testkit::TestDatabase;
 
-/// Runs each named `async fn name(db: TestDatabase)` on a fresh PostgreSQL database and on a
-/// fresh SQLite file, as the tests `name::on_postgres` and `name::on_sqlite`.
-macro_rules! on_both_backends {
-    ($($test:ident),+ $(,)?) => {$(
-        mod $test {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_postgres() {
-                super::$test(::testkit::TestDatabase::postgres().await).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn on_sqlite() {
-                super::$test(::testkit::TestDatabase::sqlite().await).await
-            }
-        }
-    )+};
-}
+#[allow(unused_imports)] // each test crate uses some of them
+pub use testkit::{on_both_backends, t0, TestClock};
 
 /// The password policy's reminder age used throughout.
 pub const REMINDER_DAYS: i64 = 90;
 
-// ---------------------------------------------------------------------------------------------
-// Wiring: the write side's store as the audit port (as gateway/src/audit.rs does).
-
-#[derive(Clone, Debug)]
-pub struct StoreAuditLog(pub Store);
-
-const ACCOUNT: &str = "Account";
-
-impl AuditLog for StoreAuditLog {
-    fn stream(
-        &self,
-        account_id: &str,
-        after: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
-        let store = self.0.clone();
-        let account_id = account_id.to_owned();
-        async move {
-            store
-                .stream_after(ACCOUNT, &account_id, after, limit)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    fn streams(
-        &self,
-        after: Option<(String, u64)>,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
-        let store = self.0.clone();
-        async move {
-            store
-                .streams_after(
-                    ACCOUNT,
-                    after.as_ref().map(|(id, s)| (id.as_str(), *s)),
-                    limit,
-                )
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, String>> + Send {
-        let store = self.0.clone();
-        async move {
-            Ok(store
-                .stream_heads(ACCOUNT)
-                .await
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .map(|h| StreamHead {
-                    account_id: h.aggregate_id,
-                    sequence: h.sequence,
-                    chain_hash: h.chain_hash,
-                })
-                .collect())
-        }
-    }
-
-    fn chain_hashes_at(
-        &self,
-        keys: &[(String, u64)],
-    ) -> impl Future<Output = Result<Vec<Option<String>>, String>> + Send {
-        let store = self.0.clone();
-        let keys = keys.to_vec();
-        async move {
-            store
-                .chain_hashes_at(ACCOUNT, &keys)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-
-    fn occurred_between(
-        &self,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        after: Checkpoint,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
-        let store = self.0.clone();
-        async move {
-            store
-                .occurred_between(ACCOUNT, since, until, after, limit)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Time.
-
-/// 2026-11-26T10:00:00Z.
-pub fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 10, 0, 0).unwrap()
-}
-
-/// A clock that only moves when the test moves it.
-#[derive(Debug)]
-pub struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    pub fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
+/// The write side's store as the audit port: the adapter `accountd` itself runs.
+pub use gateway::audit::StoreAuditLog;
 
 // ---------------------------------------------------------------------------------------------
 // The environment of one test.
@@ -179,7 +51,7 @@ impl Env {
     /// `db` with the read side migrated, a test clock at [`t0`], and the write side on it.
     pub async fn new(db: TestDatabase) -> Self {
         let read = ReadStore::open(&db.url).await.expect("open the read side");
-        let clock = Arc::new(TestClock(Mutex::new(t0())));
+        let clock = Arc::new(TestClock::new(t0()));
         let keyring = Keyring::new([7; 32], []);
         let services = DomainServices {
             clock: clock.clone(),

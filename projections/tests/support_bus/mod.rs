@@ -18,30 +18,34 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
 use commands::{Actor, CommandContext, CommandService, Committed, Store};
 use domain::account::{AccountEvent, AccountSummary, VerificationMethod};
 use domain::password::PasswordPolicy;
-use domain::stored::{Checkpoint, RecordedEvent};
+use domain::stored::Checkpoint;
 use domain::values::{AccountId, Email, Mobile, VerificationCode};
 use domain::{
-    Account, AccountCommand, Challenge, ChallengeCommand, Channel, Clock, CodePurpose,
-    DomainServices, PasswordCheck, PasswordHash, ReuseCheck, Sealed, SessionId,
+    Account, AccountCommand, Challenge, ChallengeCommand, Channel, CodePurpose, DomainServices,
+    PasswordCheck, PasswordHash, ReuseCheck, SessionId,
 };
 use projections::bus::{Bus, BusConfig, StreamKind};
 use projections::notifier::senders::{EmailSender, Senders, SmsGateway, SmsSender, SmtpSender};
 use projections::notifier::store::NotifyStore;
-use projections::notifier::{Notifier, NotifierSettings, Planner, Unsealer};
+use projections::notifier::{Notifier, NotifierSettings, Planner};
 use projections::relay::Relay;
-use projections::{EventLog, ReadStore};
+use projections::ReadStore;
 use serde_json::Value;
 use testkit::TestDatabase;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+
+pub use gateway::wiring::StoreLog;
+pub use gateway::workers::KeyringUnsealer;
+pub use testkit::TestClock;
 
 /// How long a poll waits for something that must happen soon.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -56,51 +60,6 @@ pub fn nats_url() -> String {
 /// A stream prefix no other test uses.
 pub fn unique_prefix() -> String {
     format!("t{}_", &uuid::Uuid::new_v4().simple().to_string()[..12])
-}
-
-/// The write side's store as the read side's log.
-#[derive(Clone, Debug)]
-pub struct StoreLog(pub Store);
-
-impl EventLog for StoreLog {
-    fn read_after(
-        &self,
-        checkpoint: Checkpoint,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
-        let store = self.0.clone();
-        async move {
-            store
-                .read_after(checkpoint, limit)
-                .await
-                .map_err(|e| e.to_string())
-        }
-    }
-}
-
-/// The keyring as the notifier's unsealer (as gateway/src/workers.rs wires it).
-pub struct KeyringUnsealer(pub Keyring);
-
-impl Unsealer for KeyringUnsealer {
-    fn open(&self, sealed: &Sealed) -> Option<String> {
-        self.0.open(sealed)
-    }
-}
-
-/// A clock the test moves.
-#[derive(Debug)]
-pub struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    pub fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
 }
 
 pub fn email(address: &str) -> Email {
@@ -134,7 +93,7 @@ impl World {
         let read = ReadStore::open(&db.url).await.expect("open the read store");
         let keyring = Keyring::new([9; 32], []);
         let now = Utc.timestamp_opt(Utc::now().timestamp(), 0).unwrap();
-        let clock = Arc::new(TestClock(Mutex::new(now)));
+        let clock = Arc::new(TestClock::new(now));
         let services = DomainServices {
             clock: clock.clone(),
             secrets: Arc::new(keyring.clone()),
