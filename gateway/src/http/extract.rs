@@ -79,6 +79,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AppJson<T> {
     }
 }
 
+/// A value of the domain from a string the body carried, for the fields serde cannot type
+/// itself (the variants of an untagged body, where a failed conversion would only say that no
+/// variant matched); typed fields elsewhere convert through the same `TryFrom<String>`.
+pub fn parsed<T>(raw: String) -> Result<T, ApiError>
+where
+    T: TryFrom<String, Error = domain::values::ValueError>,
+{
+    T::try_from(raw).map_err(|e| domain::DomainError::from(e).into())
+}
+
 pub fn payload_too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,

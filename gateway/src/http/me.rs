@@ -12,7 +12,7 @@ use commands::flows::IdentityProof;
 use commands::Actor;
 use domain::account::{Profile, VerificationMethod};
 use domain::values::{Email, Mobile, VerificationCode};
-use domain::{Channel, DomainError};
+use domain::Channel;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -56,10 +56,6 @@ pub fn routes() -> Router<AppState> {
 
 fn actor(session: &Session) -> Actor {
     Actor::Account(session.account_id.as_str().to_owned())
-}
-
-fn code(value: &str) -> ApiResult<VerificationCode> {
-    VerificationCode::parse(value).map_err(|e| DomainError::from(e).into())
 }
 
 /// The caller's profile; recovery and pending values masked.
@@ -130,7 +126,8 @@ pub async fn start_verification(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmVerification {
-    pub code: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub code: Option<VerificationCode>,
     pub password: Option<String>,
 }
 
@@ -151,7 +148,7 @@ pub async fn confirm_verification(
     AppJson(body): AppJson<ConfirmVerification>,
 ) -> ApiResult<Json<Verified>> {
     let proof = match (body.code, body.password) {
-        (Some(c), None) => IdentityProof::Code(code(&c)?),
+        (Some(code), None) => IdentityProof::Code(code),
         (None, Some(p)) => IdentityProof::Password(p),
         _ => {
             return Err(ApiError::invalid_request(
@@ -175,33 +172,28 @@ pub async fn confirm_verification(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MobileBody {
-    pub mobile: String,
+    #[schema(value_type = String, example = "+8613800138000")]
+    pub mobile: Mobile,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailBody {
-    pub email: String,
+    #[schema(value_type = String, example = "ada@example.com")]
+    pub email: Email,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeBody {
-    pub code: String,
+    #[schema(value_type = String, example = "123456")]
+    pub code: VerificationCode,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct Done {
     /// `ok` (the change took effect) or `pending` (a code was sent to confirm it).
     pub status: &'static str,
-}
-
-fn mobile(value: &str) -> ApiResult<Mobile> {
-    Mobile::parse(value).map_err(|e| DomainError::from(e).into())
-}
-
-fn email(value: &str) -> ApiResult<Email> {
-    Email::parse(value).map_err(|e| DomainError::from(e).into())
 }
 
 /// Changes the contact mobile at once (unverified) and sends a code to it. Needs a step-up.
@@ -213,7 +205,7 @@ pub async fn change_contact_mobile(
     client: Client,
     AppJson(body): AppJson<MobileBody>,
 ) -> ApiResult<Json<Done>> {
-    let mobile = mobile(&body.mobile)?;
+    let mobile = body.mobile;
     state
         .service
         .change_contact_mobile(
@@ -235,7 +227,7 @@ pub async fn change_contact_email(
     client: Client,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<Json<Done>> {
-    let email = email(&body.email)?;
+    let email = body.email;
     state
         .service
         .change_contact_email(
@@ -255,7 +247,7 @@ async fn verify_contact(
     channel: Channel,
     body: CodeBody,
 ) -> ApiResult<Json<Done>> {
-    let code = code(&body.code)?;
+    let code = body.code;
     state
         .service
         .verify_contact(
@@ -301,7 +293,7 @@ pub async fn change_recovery_mobile(
     client: Client,
     AppJson(body): AppJson<MobileBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let mobile = mobile(&body.mobile)?;
+    let mobile = body.mobile;
     state
         .service
         .request_recovery_mobile_change(
@@ -323,7 +315,7 @@ pub async fn change_recovery_email(
     client: Client,
     AppJson(body): AppJson<EmailBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let email = email(&body.email)?;
+    let email = body.email;
     state
         .service
         .request_recovery_email_change(
@@ -343,7 +335,7 @@ async fn confirm_recovery(
     channel: Channel,
     body: CodeBody,
 ) -> ApiResult<Json<Done>> {
-    let code = code(&body.code)?;
+    let code = body.code;
     state
         .service
         .confirm_recovery_change(
@@ -383,7 +375,8 @@ pub async fn confirm_recovery_email(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginEmailBody {
-    pub email: String,
+    #[schema(value_type = String)]
+    pub email: Email,
     /// Required when the account has no password.
     pub password: Option<String>,
 }
@@ -398,7 +391,7 @@ pub async fn bind_login_email(
     client: Client,
     AppJson(body): AppJson<LoginEmailBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let email = email(&body.email)?;
+    let email = body.email;
     state
         .service
         .request_login_email_binding(
@@ -421,7 +414,7 @@ pub async fn confirm_login_email(
     client: Client,
     AppJson(body): AppJson<CodeBody>,
 ) -> ApiResult<Json<Done>> {
-    let code = code(&body.code)?;
+    let code = body.code;
     state
         .service
         .confirm_login_email_binding(&session.account_id, code, &client.context(actor(&session)))

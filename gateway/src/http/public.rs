@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AppJson, Client, Session};
+use super::extract::{parsed, AppJson, Client, Session};
 use super::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -55,18 +55,6 @@ where
     });
 }
 
-fn mobile(value: &str) -> ApiResult<Mobile> {
-    Mobile::parse(value).map_err(|e| DomainError::from(e).into())
-}
-
-fn email(value: &str) -> ApiResult<Email> {
-    Email::parse(value).map_err(|e| DomainError::from(e).into())
-}
-
-fn code(value: &str) -> ApiResult<VerificationCode> {
-    VerificationCode::parse(value).map_err(|e| DomainError::from(e).into())
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SmsCodePurpose {
@@ -77,7 +65,8 @@ pub enum SmsCodePurpose {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmsCodeRequest {
-    pub mobile: String,
+    #[schema(value_type = String, example = "+8613800138000")]
+    pub mobile: Mobile,
     pub purpose: SmsCodePurpose,
 }
 
@@ -98,10 +87,7 @@ pub async fn request_sms_code(
         SmsCodePurpose::Signup => SmsPurpose::Signup,
         SmsCodePurpose::Login => SmsPurpose::Login,
     };
-    let ticket = state
-        .service
-        .admit_sms_code(mobile(&body.mobile)?, purpose)
-        .await?;
+    let ticket = state.service.admit_sms_code(body.mobile, purpose).await?;
     let code_id = ticket.code_id.clone();
     let service = state.service.clone();
     let context = client.context(Actor::Anonymous);
@@ -152,7 +138,7 @@ pub async fn sign_up(
             login_email,
             password,
         }) => {
-            let login_email = email(&login_email)?;
+            let login_email: Email = parsed(login_email)?;
             let password = domain::password::Password::parse(&password, state.service.policy())
                 .map_err(DomainError::from)?;
             state
@@ -168,7 +154,7 @@ pub async fn sign_up(
         }) => {
             state
                 .service
-                .sign_up_with_mobile(mobile(&m)?, &code_id, code(&c)?, &context)
+                .sign_up_with_mobile(parsed(m)?, &code_id, parsed(c)?, &context)
                 .await?
         }
     };
@@ -225,7 +211,7 @@ pub async fn sign_in(
         }) => {
             state
                 .service
-                .sign_in_with_sms(mobile(&m)?, &code_id, code(&c)?, &context)
+                .sign_in_with_sms(parsed(m)?, &code_id, parsed(c)?, &context)
                 .await
         }
     };
@@ -258,9 +244,18 @@ pub async fn sign_out(State(state): State<AppState>, session: Session) -> ApiRes
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, tag = "method", rename_all = "snake_case")]
 pub enum RecoveryRequest {
-    Mobile { mobile: String },
-    AccountId { account_id: String },
-    ServerIp { ip: String },
+    Mobile {
+        #[schema(value_type = String)]
+        mobile: Mobile,
+    },
+    AccountId {
+        #[schema(value_type = String)]
+        account_id: AccountId,
+    },
+    ServerIp {
+        #[schema(value_type = String)]
+        ip: ServerIp,
+    },
 }
 
 #[derive(Serialize, ToSchema)]
@@ -287,8 +282,8 @@ pub async fn start_recovery(
 ) -> ApiResult<axum::response::Response> {
     let context = client.context(Actor::Anonymous);
     let started = match body {
-        RecoveryRequest::Mobile { mobile: m } => {
-            let ticket = state.service.admit_recovery_by_mobile(mobile(&m)?);
+        RecoveryRequest::Mobile { mobile } => {
+            let ticket = state.service.admit_recovery_by_mobile(mobile);
             let service = state.service.clone();
             after_answer("recovery-by-mobile", async move {
                 service.send_account_info(ticket, &context).await
@@ -296,11 +291,12 @@ pub async fn start_recovery(
             return Ok((StatusCode::ACCEPTED, Json(ACCEPTED)).into_response());
         }
         RecoveryRequest::AccountId { account_id } => {
-            let id = AccountId::parse(&account_id).map_err(DomainError::from)?;
-            state.service.recover_by_account_id(&id, &context).await?
+            state
+                .service
+                .recover_by_account_id(&account_id, &context)
+                .await?
         }
         RecoveryRequest::ServerIp { ip } => {
-            let ip = ServerIp::parse(&ip).map_err(DomainError::from)?;
             state.service.recover_by_server_ip(&ip, &context).await?
         }
     };
@@ -314,7 +310,8 @@ pub async fn start_recovery(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecoveryConfirmation {
-    pub mobile: String,
+    #[schema(value_type = String)]
+    pub mobile: Mobile,
 }
 
 /// Confirms a recovery with the full mobile number (202 always).
@@ -327,10 +324,9 @@ pub async fn confirm_recovery(
     client: Client,
     AppJson(body): AppJson<RecoveryConfirmation>,
 ) -> ApiResult<impl IntoResponse> {
-    let mobile = mobile(&body.mobile)?;
     state
         .service
-        .confirm_recovery(&recovery_id, mobile, &client.context(Actor::Anonymous))
+        .confirm_recovery(&recovery_id, body.mobile, &client.context(Actor::Anonymous))
         .await?;
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
@@ -338,7 +334,8 @@ pub async fn confirm_recovery(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
-    pub login_email: String,
+    #[schema(value_type = String)]
+    pub login_email: Email,
 }
 
 /// Emails a reset link when the address is a login email (202 always).
@@ -349,7 +346,7 @@ pub async fn request_reset(
     client: Client,
     AppJson(body): AppJson<ResetRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let email = email(&body.login_email)?;
+    let email = body.login_email;
     state.service.admit_reset(&email).await?;
     let service = state.service.clone();
     let context = client.context(Actor::Anonymous);
@@ -449,7 +446,8 @@ pub async fn send_reset_code(
 pub struct ResetCompletion {
     pub new_password: String,
     pub new_password_confirmation: String,
-    pub code: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub code: Option<VerificationCode>,
 }
 
 /// Sets the new password; every session of the account ends.
@@ -462,14 +460,13 @@ pub async fn complete_reset(
     client: Client,
     AppJson(body): AppJson<ResetCompletion>,
 ) -> ApiResult<StatusCode> {
-    let code = body.code.as_deref().map(code).transpose()?;
     state
         .service
         .complete_reset(
             &token,
             &body.new_password,
             &body.new_password_confirmation,
-            code,
+            body.code,
             &client.context(Actor::Anonymous),
         )
         .await?;
