@@ -5,9 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
+pub use domain::PortError;
 
 /// A boxed future, so the ports can be trait objects.
-pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+pub type PortFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, PortError>> + Send + 'a>>;
 
 /// Accounts found through read models (eventually consistent, within seconds).
 pub trait AccountDirectory: Send + Sync {
@@ -55,7 +56,7 @@ pub struct NoSessions;
 
 impl SessionStore for NoSessions {
     fn create<'a>(&'a self, _: &'a str, _: &'a NewSession) -> PortFuture<'a, ()> {
-        Box::pin(async { Err("no session store is configured".to_owned()) })
+        Box::pin(async { Err(PortError::msg("no session store is configured")) })
     }
     fn revoke_all<'a>(&'a self, _: &'a str, _: Option<&'a str>) -> PortFuture<'a, ()> {
         Box::pin(async { Ok(()) })

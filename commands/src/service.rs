@@ -34,7 +34,7 @@ pub enum ServiceError {
     RateLimited(RetryAfter),
     /// A read model or the session store failed.
     #[error("dependency unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] domain::PortError),
 }
 
 impl From<CommandError<DomainError>> for ServiceError {

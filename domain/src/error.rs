@@ -64,3 +64,22 @@ pub enum DomainError {
     #[error("the recovery is closed")]
     RecoveryClosed,
 }
+
+/// A failure of the adapter behind a port (a store, the bus): what the side that called it
+/// needs to report or retry, with the adapter's own error kept as the source rather than
+/// flattened into text.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PortError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl PortError {
+    /// Wraps an adapter's error.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(error))
+    }
+
+    /// A failure that has only a message (a task that did not finish, a value out of range).
+    pub fn msg(message: impl Into<String>) -> Self {
+        Self(message.into().into())
+    }
+}

@@ -36,7 +36,7 @@ pub mod values;
 pub use account::{Account, AccountCommand, AccountEvent};
 pub use challenge::{Challenge, ChallengeCommand, ChallengeEvent};
 pub use codes::{Channel, CodePurpose};
-pub use error::DomainError;
+pub use error::{DomainError, PortError};
 pub use recovery::{Recovery, RecoveryCommand, RecoveryEvent};
 pub use services::{
     Clock, Digest, DomainServices, PasswordCheck, PasswordHash, ReuseCheck, Sealed, Secrets,

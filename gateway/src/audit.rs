@@ -10,6 +10,7 @@
 //!   `--format json|ndjson`); diagnostics go to stderr.
 //! - [`bench_verify`]: `audit verify --all` throughput on generated, correctly chained events.
 
+use domain::PortError;
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
@@ -39,14 +40,14 @@ impl AuditLog for StoreAuditLog {
         account_id: &str,
         after: u64,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send {
         let store = self.0.clone();
         let account_id = account_id.to_owned();
         async move {
             store
                 .stream_after(ACCOUNT_AGGREGATE_TYPE, &account_id, after, limit)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         }
     }
 
@@ -54,7 +55,7 @@ impl AuditLog for StoreAuditLog {
         &self,
         after: Option<(String, u64)>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send {
         let store = self.0.clone();
         async move {
             store
@@ -64,17 +65,17 @@ impl AuditLog for StoreAuditLog {
                     limit,
                 )
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         }
     }
 
-    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, String>> + Send {
+    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, PortError>> + Send {
         let store = self.0.clone();
         async move {
             let heads = store
                 .stream_heads(ACCOUNT_AGGREGATE_TYPE)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(PortError::new)?;
             Ok(heads
                 .into_iter()
                 .map(|h| StreamHead {
@@ -89,14 +90,14 @@ impl AuditLog for StoreAuditLog {
     fn chain_hashes_at(
         &self,
         keys: &[(String, u64)],
-    ) -> impl Future<Output = Result<Vec<Option<String>>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<Option<String>>, PortError>> + Send {
         let store = self.0.clone();
         let keys = keys.to_vec();
         async move {
             store
                 .chain_hashes_at(ACCOUNT_AGGREGATE_TYPE, &keys)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         }
     }
 
@@ -106,13 +107,13 @@ impl AuditLog for StoreAuditLog {
         until: DateTime<Utc>,
         after: Checkpoint,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send {
         let store = self.0.clone();
         async move {
             store
                 .occurred_between(ACCOUNT_AGGREGATE_TYPE, since, until, after, limit)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         }
     }
 }
@@ -138,7 +139,7 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
         limit: u32,
     ) -> commands::ports::PortFuture<'a, Value> {
         Box::pin(async move {
-            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
+            let account = AccountId::parse(account_id).map_err(PortError::new)?;
             let mut events = Vec::new();
             let mut after = after;
             loop {
@@ -146,7 +147,7 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
                 let page = match self.history(&account, after, Some(want)).await {
                     Ok(Some(page)) => page.events,
                     Ok(None) => Vec::new(),
-                    Err(e) => return Err(e.to_string()),
+                    Err(e) => return Err(PortError::new(e)),
                 };
                 let full = page.len() == want as usize;
                 after = page.last().map_or(after, |e| e.sequence);
@@ -165,13 +166,10 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
         at: DateTime<Utc>,
     ) -> commands::ports::PortFuture<'a, Option<Value>> {
         Box::pin(async move {
-            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
-            let profile = self
-                .state_at(&account, at)
-                .await
-                .map_err(|e| e.to_string())?;
+            let account = AccountId::parse(account_id).map_err(PortError::new)?;
+            let profile = self.state_at(&account, at).await.map_err(PortError::new)?;
             profile
-                .map(|p| serde_json::to_value(p).map_err(|e| e.to_string()))
+                .map(|p| serde_json::to_value(p).map_err(PortError::new))
                 .transpose()
         })
     }
@@ -179,11 +177,11 @@ impl crate::http::internal::Audit for Audit<StoreAuditLog> {
     /// `null` for an account with no events and no anchored head.
     fn verification<'a>(&'a self, account_id: &'a str) -> commands::ports::PortFuture<'a, Value> {
         Box::pin(async move {
-            let account = AccountId::parse(account_id).map_err(|e| e.to_string())?;
-            let verification = self.verify(&account).await.map_err(|e| e.to_string())?;
+            let account = AccountId::parse(account_id).map_err(PortError::new)?;
+            let verification = self.verify(&account).await.map_err(PortError::new)?;
             // `null` for a stream that never existed (no events, no anchored head): the route
             // answers 404.
-            serde_json::to_value(verification).map_err(|e| e.to_string())
+            serde_json::to_value(verification).map_err(PortError::new)
         })
     }
 }

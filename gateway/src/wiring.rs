@@ -2,6 +2,7 @@
 //! side's event log, and the read store as the write side's directory and sessions. Each side
 //! opens its own pool on the same database.
 
+use domain::PortError;
 use std::future::Future;
 
 use commands::Store;
@@ -17,13 +18,13 @@ impl EventLog for StoreLog {
         &self,
         checkpoint: Checkpoint,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send {
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send {
         let store = self.0.clone();
         async move {
             store
                 .read_after(checkpoint, limit)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         }
     }
 }
@@ -41,7 +42,7 @@ impl commands::ports::AccountDirectory for ReadDirectory {
             self.0
                 .accounts_by_mobile(e164)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 
@@ -53,7 +54,7 @@ impl commands::ports::AccountDirectory for ReadDirectory {
             self.0
                 .accounts_by_server_ip(ip)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 }
@@ -78,7 +79,7 @@ impl commands::ports::SessionStore for ReadSessions {
             self.0
                 .create_session(token, &session)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 
@@ -91,7 +92,7 @@ impl commands::ports::SessionStore for ReadSessions {
             self.0
                 .revoke_sessions_of(account_id, keep, chrono::Utc::now())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 
@@ -100,7 +101,7 @@ impl commands::ports::SessionStore for ReadSessions {
             self.0
                 .revoke_session(session_id, chrono::Utc::now())
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 }
@@ -116,20 +117,20 @@ impl crate::http::internal::Audit for NoAudit {
         _: u64,
         _: u32,
     ) -> commands::ports::PortFuture<'a, serde_json::Value> {
-        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+        Box::pin(async { Err(PortError::msg("the audit module is not wired")) })
     }
     fn state<'a>(
         &'a self,
         _: &'a str,
         _: chrono::DateTime<chrono::Utc>,
     ) -> commands::ports::PortFuture<'a, Option<serde_json::Value>> {
-        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+        Box::pin(async { Err(PortError::msg("the audit module is not wired")) })
     }
     fn verification<'a>(
         &'a self,
         _: &'a str,
     ) -> commands::ports::PortFuture<'a, serde_json::Value> {
-        Box::pin(async { Err("the audit module is not wired".to_owned()) })
+        Box::pin(async { Err(PortError::msg("the audit module is not wired")) })
     }
 }
 
@@ -146,9 +147,9 @@ impl crate::http::Notifications for NoBus {
         _: &'a str,
         _: &'a str,
     ) -> commands::ports::PortFuture<'a, ()> {
-        Box::pin(async { Err("no bus is wired".to_owned()) })
+        Box::pin(async { Err(PortError::msg("no bus is wired")) })
     }
     fn ping(&self) -> commands::ports::PortFuture<'_, ()> {
-        Box::pin(async { Err("no bus is wired".to_owned()) })
+        Box::pin(async { Err(PortError::msg("no bus is wired")) })
     }
 }

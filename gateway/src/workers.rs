@@ -9,6 +9,7 @@
 //!   sweep; any number of them). `accountd notify dead-letters`: [`print_dead_letters`].
 //! - `accountd bench notify`: [`bench_notify`].
 
+use domain::PortError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +70,7 @@ impl crate::http::Notifications for BusNotifications {
                 "arrears" => NotificationKind::Arrears,
                 "expiry" => NotificationKind::Expiry,
                 "event" => NotificationKind::Event,
-                other => return Err(format!("unknown notification kind {other}")),
+                other => return Err(PortError::msg(format!("unknown notification kind {other}"))),
             };
             let request = NotificationRequest {
                 kind,
@@ -80,12 +81,12 @@ impl crate::http::Notifications for BusNotifications {
                 .publish_notification_request_after(account_id, &request, Some(after_sequence))
                 .await
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(PortError::new)
         })
     }
 
     fn ping(&self) -> commands::ports::PortFuture<'_, ()> {
-        Box::pin(async move { self.0.ping().await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.0.ping().await.map_err(PortError::new) })
     }
 }
 
@@ -282,7 +283,7 @@ pub fn anchor_worker(audit: Audit<StoreAuditLog>, bus: Bus, every: Duration) -> 
                     bus.publish_anchor(&anchor)
                         .await
                         .map(drop)
-                        .map_err(|e| e.to_string())
+                        .map_err(PortError::new)
                 }
             };
             audit.run_anchors(every, &sink, stopped(shutdown)).await;

@@ -41,7 +41,7 @@ pub enum ReadError {
     #[error("migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("event log: {0}")]
-    Log(String),
+    Log(#[source] domain::PortError),
     #[error("stored event {aggregate_id}#{sequence} cannot be read: {source}")]
     Corrupt {
         aggregate_id: String,

@@ -2,6 +2,7 @@
 //! (`commands::Store::read_after`); the `accountd` binary wires the two, so neither crate
 //! depends on the other.
 
+use domain::PortError;
 use std::future::Future;
 
 use domain::stored::{Checkpoint, RecordedEvent};
@@ -13,5 +14,5 @@ pub trait EventLog: Send + Sync + 'static {
         &self,
         checkpoint: Checkpoint,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send;
 }

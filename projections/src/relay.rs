@@ -45,7 +45,7 @@ pub enum RelayError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("event log: {0}")]
-    Log(String),
+    Log(#[source] domain::PortError),
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("another relay moved the checkpoint")]

@@ -278,7 +278,7 @@ async fn the_anchor_job_publishes_anchors_until_it_is_shut_down(db: TestDatabase
     let (published, mut received) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let sink = move |anchor: Value| {
         let published = published.clone();
-        async move { published.send(anchor).map_err(|e| e.to_string()) }
+        async move { published.send(anchor).map_err(domain::PortError::new) }
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let audit = env.audit.clone();

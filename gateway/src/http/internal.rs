@@ -292,7 +292,7 @@ pub async fn audit_events(
     Ok(Json(events))
 }
 
-fn audit_failure(e: String) -> ApiError {
+fn audit_failure(e: domain::PortError) -> ApiError {
     ApiError::fault("audit query", e)
 }
 

@@ -25,6 +25,7 @@
 //! the anchor tables themselves. A publish that fails is logged and not retried: the next
 //! anchor covers everything the missed one did, since anchored heads only move forward.
 
+use domain::PortError;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -81,17 +82,17 @@ pub struct AnchoredHead {
 }
 
 /// Where anchors are published (the bus). A closure `Fn(Value) -> impl Future<Output =
-/// Result<(), String>>` is one.
+/// Result<(), PortError>>` is one.
 pub trait AnchorSink: Send + Sync {
-    fn publish_anchor(&self, anchor: &Value) -> impl Future<Output = Result<(), String>> + Send;
+    fn publish_anchor(&self, anchor: &Value) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 impl<F, Fut> AnchorSink for F
 where
     F: Fn(Value) -> Fut + Send + Sync,
-    Fut: Future<Output = Result<(), String>> + Send,
+    Fut: Future<Output = Result<(), PortError>> + Send,
 {
-    fn publish_anchor(&self, anchor: &Value) -> impl Future<Output = Result<(), String>> + Send {
+    fn publish_anchor(&self, anchor: &Value) -> impl Future<Output = Result<(), PortError>> + Send {
         self(anchor.clone())
     }
 }

@@ -49,7 +49,7 @@ pub enum AuditError {
     #[error("the range is empty: since must be before until")]
     InvalidRange,
     #[error("event store: {0}")]
-    Log(String),
+    Log(#[source] domain::PortError),
     #[error("read store: {0}")]
     Store(#[from] ReadError),
     #[error("stored event {aggregate_id}#{sequence} cannot be read: {source}")]

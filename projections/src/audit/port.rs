@@ -4,6 +4,7 @@
 //!
 //! Every read is of account streams (`aggregate_type = "Account"`) only.
 
+use domain::PortError;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -26,7 +27,7 @@ pub trait AuditLog: Send + Sync + 'static {
         account_id: &str,
         after: u64,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send;
 
     /// Up to `limit` events of every account stream ordered by (account id, sequence), after
     /// the key `after` (`None`: from the start).
@@ -34,17 +35,17 @@ pub trait AuditLog: Send + Sync + 'static {
         &self,
         after: Option<(String, u64)>,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send;
 
     /// The head of every account stream, sorted by account id.
-    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, String>> + Send;
+    fn heads(&self) -> impl Future<Output = Result<Vec<StreamHead>, PortError>> + Send;
 
     /// The chain hash stored at each `(account id, sequence)`, in the order asked; `None` where
     /// that event is not stored.
     fn chain_hashes_at(
         &self,
         keys: &[(String, u64)],
-    ) -> impl Future<Output = Result<Vec<Option<String>>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Option<String>>, PortError>> + Send;
 
     /// Up to `limit` account events after `after` in commit order whose `occurred_at` is in
     /// `[since, until)`.
@@ -54,5 +55,5 @@ pub trait AuditLog: Send + Sync + 'static {
         until: DateTime<Utc>,
         after: Checkpoint,
         limit: u32,
-    ) -> impl Future<Output = Result<Vec<RecordedEvent>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, PortError>> + Send;
 }

@@ -14,6 +14,7 @@
 //! blocking pool while the next page is read, and also checks the streams the latest anchor
 //! holds but the store no longer does (every event deleted: broken at sequence 1).
 
+use domain::PortError;
 use std::collections::BTreeMap;
 use std::mem;
 
@@ -142,7 +143,7 @@ impl<L: AuditLog> Audit<L> {
         while let Some(fetching) = next.take() {
             let page = fetching
                 .await
-                .map_err(|e| AuditError::Log(e.to_string()))??;
+                .map_err(|e| AuditError::Log(PortError::new(e)))??;
             if page.len() == SCAN_PAGE as usize {
                 next = page
                     .last()
@@ -232,7 +233,9 @@ fn check_batch(batch: Batch) -> impl FnOnce() -> Vec<(String, StreamVerification
 fn joined<T>(result: Option<Result<T, tokio::task::JoinError>>) -> Result<T, AuditError> {
     match result {
         Some(Ok(value)) => Ok(value),
-        Some(Err(e)) => Err(AuditError::Log(format!("a verification task failed: {e}"))),
-        None => Err(AuditError::Log("no verification task to join".into())),
+        Some(Err(e)) => Err(AuditError::Log(PortError::new(e))),
+        None => Err(AuditError::Log(PortError::msg(
+            "no verification task to join",
+        ))),
     }
 }

@@ -61,7 +61,7 @@ pub enum NotifyError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error("event log: {0}")]
-    Log(String),
+    Log(#[source] domain::PortError),
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error("another planner moved the checkpoint")]
