@@ -439,7 +439,14 @@ pub async fn verify(
         }
         VerifyTarget::All => {
             let started = Instant::now();
-            let report = audit.verify_all().await?;
+            let read = std::sync::atomic::AtomicU64::new(0);
+            let report = crate::progress::with_progress(
+                "verifying every account's chain",
+                "events",
+                &read,
+                audit.verify_all_counting(&read),
+            )
+            .await?;
             let seconds = started.elapsed().as_secs_f64();
             let mut summary = serde_json::to_value(&report)?;
             summary["ok"] = json!(report.ok());

@@ -2,7 +2,7 @@
 //! process, plus operations (`migrate`) and benchmarks (`bench`).
 #![forbid(unsafe_code)]
 
-use gateway::progress::{with_spinner, Stdout};
+use gateway::progress::{with_progress, with_spinner, Stdout};
 use gateway::{bench, config, wiring, workers};
 
 use std::io::IsTerminal;
@@ -267,10 +267,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Some(ProjectAction::Rebuild { projection }) => {
                     anyhow::ensure!(projection == "profiles", "unknown projection {projection}");
-                    let report = with_spinner(
+                    let folded = std::sync::atomic::AtomicU64::new(0);
+                    let report = with_progress(
                         &format!("rebuilding {projection} from the event log"),
-                        Stdout::AtTheEnd,
-                        projections::rebuild::rebuild(log, &read, 5000),
+                        "events",
+                        &folded,
+                        projections::rebuild::rebuild_counting(log, &read, 5000, &folded),
                     )
                     .await
                     .with_context(|| format!("rebuilding {projection}"))?;
@@ -287,17 +289,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (store, read) = open(&config).await?;
             let days = domain::password::PasswordPolicy::default().reminder_after_days;
             let audit = gateway::audit::service(&store, read, days);
-            let every_account = matches!(
-                command,
-                gateway::audit::AuditCommand::Verify { all: true, .. }
-            );
-            let run = gateway::audit::run(command, &audit);
-            let verified = if every_account {
-                // Its report is buffered and printed at the end.
-                with_spinner("verifying every account's chain", Stdout::AtTheEnd, run).await?
-            } else {
-                run.await?
-            };
+            // `verify --all` shows its own progress (events read, rate) while it walks.
+            let verified = gateway::audit::run(command, &audit).await?;
             if !verified {
                 return Ok(ExitCode::FAILURE);
             }

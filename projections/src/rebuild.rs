@@ -3,6 +3,7 @@
 //! live checkpoint and replace the live rows with them. Readers see the old rows or the new
 //! ones, never an empty table; the live projector waits on the checkpoint row and carries on.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,6 +26,17 @@ pub async fn rebuild<L: EventLog>(
     db: &ReadStore,
     batch_size: u32,
 ) -> Result<RebuildReport, ReadError> {
+    rebuild_counting(log, db, batch_size, &AtomicU64::new(0)).await
+}
+
+/// [`rebuild`], adding the events it has folded to `folded` as it goes (a progress display
+/// reads it while the rebuild runs).
+pub async fn rebuild_counting<L: EventLog>(
+    log: Arc<L>,
+    db: &ReadStore,
+    batch_size: u32,
+    folded: &AtomicU64,
+) -> Result<RebuildReport, ReadError> {
     let started = Instant::now();
     let store = db.projections.as_ref();
     store.create_copies().await?;
@@ -44,6 +56,7 @@ pub async fn rebuild<L: EventLog>(
         };
         profile::fold(&mut rows, &batch)?;
         events += batch.len() as u64;
+        folded.fetch_add(batch.len() as u64, Ordering::Relaxed);
         at = last;
     }
     let all: Vec<&ProfileRow> = rows.values().collect();

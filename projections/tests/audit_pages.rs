@@ -26,9 +26,12 @@ async fn a_history_larger_than_every_page_is_verified_replayed_and_exported_whol
     insert_chained(env.store(), &history).await;
     let end = t0() + Duration::minutes(12_000);
 
-    let all = env.audit.verify_all().await.unwrap();
+    let read = std::sync::atomic::AtomicU64::new(0);
+    let all = env.audit.verify_all_counting(&read).await.unwrap();
     assert!(all.ok(), "{:?}", all.broken);
     assert_eq!((all.streams, all.events), (8, 12_000));
+    // What a progress display shows at the end is what the walk read.
+    assert_eq!(read.into_inner(), 12_000);
 
     // The event that opens the second read of `verify --all`, in a stream the boundary cuts.
     let mut keys: Vec<(String, u64)> = history

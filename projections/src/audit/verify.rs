@@ -17,6 +17,7 @@
 use domain::PortError;
 use std::collections::BTreeMap;
 use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use domain::chain::{self, Link, CHAIN_HASH_KEY};
 use domain::stored::RecordedEvent;
@@ -121,6 +122,15 @@ impl<L: AuditLog> Audit<L> {
 
     /// Verifies every account stream, and the latest anchor's own integrity.
     pub async fn verify_all(&self) -> Result<VerifyAllReport, AuditError> {
+        self.verify_all_counting(&AtomicU64::new(0)).await
+    }
+
+    /// [`Self::verify_all`], adding the events it has read to `read` as it goes (a progress
+    /// display reads it while the walk runs).
+    pub async fn verify_all_counting(
+        &self,
+        read: &AtomicU64,
+    ) -> Result<VerifyAllReport, AuditError> {
         let anchor = self.latest_anchor().await?;
         let mut anchored = match &anchor {
             Some(anchor) => self.anchored_heads(anchor.id).await?,
@@ -150,6 +160,7 @@ impl<L: AuditLog> Audit<L> {
                     .map(|e| self.fetch(Some((e.aggregate_id.clone(), e.sequence))));
             }
             events += page.len() as u64;
+            read.fetch_add(page.len() as u64, Ordering::Relaxed);
             for event in page {
                 if stream
                     .first()
