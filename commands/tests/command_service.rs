@@ -31,6 +31,7 @@ on_both_backends!(
     a_verification_code_is_stored_only_as_a_keyed_digest_and_a_sealed_copy,
     no_stored_event_holds_the_password_in_clear,
     a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes,
+    a_refused_password_sign_in_answers_no_sooner_than_the_floor_whether_the_login_exists_or_not,
 );
 
 async fn sign_up_by_email_commits_the_registration_and_a_code_under_a_new_account_id(
@@ -534,4 +535,45 @@ async fn a_replaced_sign_up_code_answers_code_expired_and_the_newer_one_passes(d
         .sign_up_with_mobile(to, &tickets[1], second, &context)
         .await
         .expect("the newest code signs up");
+}
+
+/// Issue 13, finding 7: a known login did a millisecond more work than an unknown one.
+async fn a_refused_password_sign_in_answers_no_sooner_than_the_floor_whether_the_login_exists_or_not(
+    db: TestDatabase,
+) {
+    use commands::flows::REFUSED_SIGN_IN_FLOOR;
+    let service = service(&db.store);
+    let id = service
+        .sign_up_with_email(
+            email("ada@example.com"),
+            &password(),
+            &CommandContext::system(),
+        )
+        .await
+        .unwrap()
+        .account_id;
+    let unknown_id = AccountId::from_number(id.number() + 1).unwrap();
+    for login in [
+        "ada@example.com",
+        "nobody@example.com",
+        id.as_str(),
+        unknown_id.as_str(),
+    ] {
+        let began = std::time::Instant::now();
+        let answer = service
+            .sign_in_with_password(login, "Wr0ng#password", &CommandContext::system())
+            .await;
+        let took = began.elapsed();
+        assert!(
+            matches!(
+                answer,
+                Err(ServiceError::Domain(DomainError::InvalidCredentials))
+            ),
+            "{login}: {answer:?}"
+        );
+        assert!(
+            took >= REFUSED_SIGN_IN_FLOOR,
+            "{login}: answered after {took:?}, before the floor"
+        );
+    }
 }

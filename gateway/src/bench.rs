@@ -86,7 +86,8 @@ pub enum Bench {
         admin_url: String,
     },
     /// Median response-time difference between known and unknown accounts on the routes that
-    /// must not reveal existence (recovery by mobile, password-reset requests), over HTTP.
+    /// must not reveal existence (password-reset requests, recovery by mobile and by account ID,
+    /// refused password sign-ins), over HTTP.
     Enumeration {
         /// Requests per kind (known and unknown) and route.
         #[arg(long, default_value_t = 1000)]
@@ -213,7 +214,6 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
     use crate::app::Application;
     use commands::claims::ClaimKind;
     use domain::values::{AccountId, Mobile};
-    use domain::PasswordHash;
 
     let db = Scratch::postgres(admin_url).await?;
     let key = base64::Engine::encode(
@@ -241,9 +241,12 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
         let _ = stopped.await;
     }));
 
-    // Known accounts, registered straight through the executor (no Argon2 needed here): one per
-    // reset request (each email has its own rate limit), and one known recovery mobile.
+    // Known accounts, registered straight through the executor: one per reset request and
+    // refused sign-in (each email has its own rate limit and lock), all with one real Argon2id
+    // hash so that a refused sign-in does the real check; and one known recovery mobile.
     let context = CommandContext::system();
+    let password = domain::password::Password::parse("Bench#2026pw", service.policy())?;
+    let hash = service.hasher().hash(&password).await?;
     let mut known_emails = Vec::with_capacity(requests);
     for i in 0..requests {
         let id = AccountId::from_number(service.store().next_account_number().await?)?;
@@ -257,7 +260,7 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
                 AccountCommand::RegisterWithEmail {
                     account_id: id.clone(),
                     login_email: email.clone(),
-                    password_hash: PasswordHash::from_phc("$argon2id$unused"),
+                    password_hash: hash.clone(),
                     code_id: format!("bench-{i}"),
                 },
                 &context,
@@ -285,26 +288,48 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
     let http = reqwest_like::Client::new();
     let mut reset = (Vec::new(), Vec::new());
     let mut recovery = (Vec::new(), Vec::new());
+    let mut by_id = (Vec::new(), Vec::new());
+    let mut sign_in = (Vec::new(), Vec::new());
     for (i, known_email) in known_emails.iter().enumerate() {
         let known = serde_json::json!({"login_email": known_email.as_str()});
         let unknown = serde_json::json!({"login_email": format!("nobody{i}@example.com")});
-        reset
-            .0
-            .push(http.post_json(&base, "/v1/password-resets", &known).await?);
+        reset.0.push(
+            http.post_json(&base, "/v1/password-resets", &known, 202)
+                .await?,
+        );
         reset.1.push(
-            http.post_json(&base, "/v1/password-resets", &unknown)
+            http.post_json(&base, "/v1/password-resets", &unknown, 202)
                 .await?,
         );
         let known = serde_json::json!({"method": "mobile", "mobile": mobile.as_str()});
         let unknown = serde_json::json!({"method": "mobile", "mobile": format!("+861390000{:04}", i % 10_000)});
         recovery.0.push(
-            http.post_json(&base, "/v1/account-recovery", &known)
+            http.post_json(&base, "/v1/account-recovery", &known, 202)
                 .await?,
         );
         recovery.1.push(
-            http.post_json(&base, "/v1/account-recovery", &unknown)
+            http.post_json(&base, "/v1/account-recovery", &unknown, 202)
                 .await?,
         );
+        let nobody = AccountId::from_number(AccountId::LAST - 1 - i as u64)?;
+        let known = serde_json::json!({"method": "account_id", "account_id": id.as_str()});
+        let unknown = serde_json::json!({"method": "account_id", "account_id": nobody.as_str()});
+        by_id.0.push(
+            http.post_json(&base, "/v1/account-recovery", &known, 200)
+                .await?,
+        );
+        by_id.1.push(
+            http.post_json(&base, "/v1/account-recovery", &unknown, 200)
+                .await?,
+        );
+        let known = serde_json::json!({"login": known_email.as_str(), "password": "Wrong#2026pw"});
+        let unknown = serde_json::json!({"login": format!("nobody{i}@example.com"), "password": "Wrong#2026pw"});
+        sign_in
+            .0
+            .push(http.post_json(&base, "/v1/sessions", &known, 401).await?);
+        sign_in
+            .1
+            .push(http.post_json(&base, "/v1/sessions", &unknown, 401).await?);
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort_unstable();
@@ -317,7 +342,9 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
     );
     for (route, (known, unknown)) in [
         ("password-resets", &mut reset),
-        ("account-recovery", &mut recovery),
+        ("recovery by mobile", &mut recovery),
+        ("recovery by id", &mut by_id),
+        ("refused sign-in", &mut sign_in),
     ] {
         let (k, u) = (median(known), median(unknown));
         println!("{route:>22} {k:>12.3} {u:>12.3} {:>10.3}", (k - u).abs());
@@ -348,6 +375,7 @@ mod reqwest_like {
             base: &str,
             path: &str,
             body: &serde_json::Value,
+            expect: u16,
         ) -> anyhow::Result<Duration> {
             let host = base.trim_start_matches("http://");
             let body = body.to_string();
@@ -362,7 +390,10 @@ mod reqwest_like {
             stream.read_to_end(&mut response).await?;
             let elapsed = started.elapsed();
             let head = String::from_utf8_lossy(&response[..response.len().min(12)]).to_string();
-            anyhow::ensure!(head.contains(" 202"), "unexpected answer: {head}");
+            anyhow::ensure!(
+                head.contains(&format!(" {expect}")),
+                "{path}: unexpected answer {head} (expected {expect})"
+            );
             Ok(elapsed)
         }
     }

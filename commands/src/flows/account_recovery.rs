@@ -7,6 +7,12 @@
 //! - By account id or server IP: a masked mobile, or a decoy of the same shape, stable for the
 //!   input, when the input reaches no account with a verified recovery mobile. Confirming with
 //!   the full number sends the account information; a decoy never sends anything.
+//!
+//! Timing must not tell a real recovery from a decoy (issue 13, finding 7): before the answer
+//! both do the same work (one account read, one recovery stream written); what only a real one
+//! does (recording the request on the account, confirming, sending) is left for after the answer
+//! ([`CommandService::record_recovery_request`], `confirm_recovery` run by the gateway once it
+//! has answered).
 
 use domain::account::{AccountCommand, RecoveryMethod};
 use domain::recovery::RecoveryCommand;
@@ -29,7 +35,13 @@ pub struct RecoveryTicket {
 pub struct RecoveryStarted {
     pub recovery_id: String,
     pub masked_mobile: String,
+    /// The account it reached, if any: recorded on that account after the answer.
+    reached: Option<(AccountId, RecoveryMethod)>,
 }
+
+/// Stands in for "no account" where a lookup must cost what a real one does: the last 12-digit
+/// number, which the never-reusing sequence would reach after 900 billion sign-ups.
+const DECOY_ACCOUNT: u64 = AccountId::LAST;
 
 impl CommandService {
     /// Counts nothing yet (the daily cap is counted only when a message is really sent) but
@@ -124,14 +136,20 @@ impl CommandService {
             .accounts_by_server_ip(ip.as_str())
             .await
             .map_err(ServiceError::Unavailable)?;
-        let mut reached = None;
-        if let Some(id) = ids.first().and_then(|id| AccountId::parse(id).ok()) {
-            let account = self.account(&id).await?.state;
-            // The read model may lag a release by a moment: the account's own state decides.
-            if account.servers.iter().any(|s| &s.public_ip == ip) {
-                reached = account.recovery_mobile.clone().map(|m| (id, m));
-            }
-        }
+        let found = ids.first().and_then(|id| AccountId::parse(id).ok());
+        // An IP nobody holds reads an account that does not exist, so both cost one read.
+        let id = match found {
+            Some(id) => id,
+            None => AccountId::from_number(DECOY_ACCOUNT).map_err(DomainError::from)?,
+        };
+        let account = self.account(&id).await?.state;
+        // The read model may lag a release by a moment: the account's own state decides.
+        let reached = account
+            .servers
+            .iter()
+            .any(|s| &s.public_ip == ip)
+            .then(|| account.recovery_mobile.clone().map(|m| (id, m)))
+            .flatten();
         self.start_recovery(RecoveryMethod::ServerIp, ip.as_str(), reached, context)
             .await
     }
@@ -163,17 +181,28 @@ impl CommandService {
             .execute::<Recovery>(&recovery_id, command, context)
             .await
             .map_err(ServiceError::from)?;
-        if let Some((id, _)) = reached {
-            let command = AccountCommand::RecordRecoveryRequest {
-                method,
-                recovery_id: Some(recovery_id.clone()),
-            };
-            self.execute(&id, command, context).await?;
-        }
         Ok(RecoveryStarted {
             recovery_id,
             masked_mobile,
+            reached: reached.map(|(id, _)| (id, method)),
         })
+    }
+
+    /// Records a started recovery on the account it reached (nothing for a decoy). Run after
+    /// the answer, so that a real recovery answers as fast as a decoy.
+    pub async fn record_recovery_request(
+        &self,
+        started: RecoveryStarted,
+        context: &CommandContext,
+    ) -> Result<(), ServiceError> {
+        let Some((id, method)) = started.reached else {
+            return Ok(());
+        };
+        let command = AccountCommand::RecordRecoveryRequest {
+            method,
+            recovery_id: Some(started.recovery_id),
+        };
+        self.execute(&id, command, context).await.map(drop)
     }
 
     /// `POST /v1/account-recovery/{id}/confirmation`: answered 202 whatever happens; sends the

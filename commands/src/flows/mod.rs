@@ -15,7 +15,7 @@ mod step_up;
 
 pub use account_recovery::{RecoveryStarted, RecoveryTicket};
 pub use reset::ResetMethod;
-pub use sign_in::SignedIn;
+pub use sign_in::{SignedIn, REFUSED_SIGN_IN_FLOOR};
 pub use sign_up::{CodeTicket, SmsPurpose};
 pub use step_up::{IdentityProof, VerificationStarted};
 

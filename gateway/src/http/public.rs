@@ -300,11 +300,17 @@ pub async fn start_recovery(
             state.service.recover_by_server_ip(&ip, &context).await?
         }
     };
-    Ok(Json(RecoveryStarted {
-        recovery_id: started.recovery_id,
-        masked_mobile: started.masked_mobile,
-    })
-    .into_response())
+    let answer = Json(RecoveryStarted {
+        recovery_id: started.recovery_id.clone(),
+        masked_mobile: started.masked_mobile.clone(),
+    });
+    // Recording the request on the account it reached is work a decoy would not do: after the
+    // answer, so that the answer's timing is the same for both.
+    let service = state.service.clone();
+    after_answer("recovery-request", async move {
+        service.record_recovery_request(started, &context).await
+    });
+    Ok(answer.into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -314,7 +320,8 @@ pub struct RecoveryConfirmation {
     pub mobile: Mobile,
 }
 
-/// Confirms a recovery with the full mobile number (202 always).
+/// Confirms a recovery with the full mobile number (202 always, answered before the check, so
+/// that a real recovery and a decoy take the same time).
 #[utoipa::path(post, path = "/v1/account-recovery/{recovery_id}/confirmation", request_body = RecoveryConfirmation,
     tag = "public", params(("recovery_id" = String, Path)),
     responses((status = 202, body = Accepted), (status = 400, body = Problem)))]
@@ -324,10 +331,13 @@ pub async fn confirm_recovery(
     client: Client,
     AppJson(body): AppJson<RecoveryConfirmation>,
 ) -> ApiResult<impl IntoResponse> {
-    state
-        .service
-        .confirm_recovery(&recovery_id, body.mobile, &client.context(Actor::Anonymous))
-        .await?;
+    let service = state.service.clone();
+    let context = client.context(Actor::Anonymous);
+    after_answer("recovery-confirmation", async move {
+        service
+            .confirm_recovery(&recovery_id, body.mobile, &context)
+            .await
+    });
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))
 }
 

@@ -98,10 +98,11 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .await;
     assert_eq!(started.status, 200, "{started:?}");
     assert_eq!(started.body["masked_mobile"], "+86 138****8000");
-    assert_eq!(
-        app.count_in_stream(&id, "AccountRecoveryRequested").await,
-        1
-    );
+    // Recorded on the account after the answer (so a real recovery answers as fast as a decoy).
+    poll("AccountRecoveryRequested", EVENTUALLY, || async {
+        (app.count_in_stream(&id, "AccountRecoveryRequested").await == 1).then_some(())
+    })
+    .await;
     let recovery = started.body["recovery_id"]
         .as_str()
         .expect("a recovery id")
@@ -112,11 +113,14 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .post(&confirm, None, json!({"mobile": "13800138001"}))
         .await;
     assert_eq!(wrong.status, 202, "{wrong:?}");
-    assert_eq!(
-        app.count_in_stream(&id, "AccountRecoveryConfirmationFailed")
-            .await,
-        1
-    );
+    // Checked after the answer.
+    poll("the failed confirmation", EVENTUALLY, || async {
+        (app.count_in_stream(&id, "AccountRecoveryConfirmationFailed")
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 0);
 
     let right = app
@@ -156,15 +160,20 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
             .await;
         assert_eq!(wrong.status, 202, "{wrong:?}");
     }
-    assert_eq!(
-        app.count_in_stream(&id, "AccountRecoveryConfirmationFailed")
-            .await,
-        6
-    );
+    poll("five more failed confirmations", EVENTUALLY, || async {
+        (app.count_in_stream(&id, "AccountRecoveryConfirmationFailed")
+            .await
+            == 6)
+            .then_some(())
+    })
+    .await;
     let too_late = app
         .post(&tried, None, json!({"mobile": "13800138000"}))
         .await;
     assert_eq!(too_late.status, 202, "{too_late:?}");
+    // The check runs after the answer and leaves no event on a closed recovery: give it time
+    // to have sent something, were it going to.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 1);
 
     // A confirmed recovery is closed.
@@ -172,6 +181,7 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .post(&confirm, None, json!({"mobile": "+8613800138000"}))
         .await;
     assert_eq!(again.status, 202, "{again:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 1);
 
     // By the public IP of one of the account's servers.
@@ -237,6 +247,7 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         )
         .await;
     assert_eq!(right.status, 202, "{right:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 2);
     app.stop().await;
 }
@@ -314,6 +325,8 @@ async fn unknown_account_ids_and_server_ips_get_stable_decoys_that_never_record_
         )
         .await;
     assert_eq!(unknown_recovery.status, 202, "{unknown_recovery:?}");
+    // Confirmations are checked after the answer: give them time to record, were they going to.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(
         account_events().await,
         before,
