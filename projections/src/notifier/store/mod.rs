@@ -15,6 +15,7 @@
 //! lease cannot overwrite what the next one did.
 
 pub(crate) mod pg;
+mod sql;
 pub(crate) mod sqlite;
 
 use std::collections::HashMap;

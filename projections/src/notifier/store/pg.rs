@@ -6,34 +6,17 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use domain::stored::Checkpoint;
-use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Row};
 
+use super::sql::{self, row, ROW};
 use super::{
-    contacts_of, json, split, to_i64, Attempt, DeadLetter, DeadPlan, DeliveryRow, NotifyStore,
-    PendingRequest, PlannedBatch, State,
+    contacts_of, split, to_i64, Attempt, DeadLetter, DeadPlan, DeliveryRow, NotifyStore,
+    PendingRequest, PlannedBatch,
 };
 use crate::db::{ReadError, SessionLock};
 use crate::notifier::plan::Contacts;
 
 pub(crate) struct PgNotifyStore(pub(crate) PgPool);
-
-const ROW: &str = "source_id, channel, recipient, template, params, state, attempts, \
-                   next_attempt_ms, last_error";
-
-fn row(r: &PgRow) -> DeliveryRow {
-    DeliveryRow {
-        source_id: r.get(0),
-        channel: r.get(1),
-        recipient: r.get(2),
-        template: r.get(3),
-        params: json(&r.get::<String, _>(4)),
-        state: State::parse(&r.get::<String, _>(5)),
-        attempts: u32::try_from(r.get::<i32, _>(6)).unwrap_or_default(),
-        next_attempt_ms: r.get(7),
-        last_error: r.get(8),
-    }
-}
 
 /// The key columns and attempt counts of `rows`, as arrays.
 fn keys(rows: &[&DeliveryRow]) -> (Vec<String>, Vec<String>, Vec<String>, Vec<i32>) {
@@ -47,19 +30,33 @@ fn keys(rows: &[&DeliveryRow]) -> (Vec<String>, Vec<String>, Vec<String>, Vec<i3
     k
 }
 
+/// This dialect's spelling of the statements both run alike.
+const STATEMENTS: sql::Statements = sql::Statements {
+    checkpoint: "SELECT tx_id, position FROM notifier_checkpoints WHERE name = $1",
+    reset_checkpoint: "UPDATE notifier_checkpoints SET tx_id = 0, position = 0 WHERE name = $1",
+    stored_sequence: "SELECT max(sequence) FROM events \
+        WHERE aggregate_type = 'Account' AND aggregate_id = $1",
+    pending_requests: "SELECT source_id, account_id, after_sequence, params \
+        FROM notification_requests ORDER BY seq LIMIT $1",
+    record_request:
+        "INSERT INTO notification_requests (source_id, account_id, after_sequence, params) \
+        SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
+          (SELECT 1 FROM notification_deliveries WHERE source_id = $1) \
+        ON CONFLICT (source_id) DO NOTHING",
+    insert_dead: "INSERT INTO notification_deliveries (source_id, channel, recipient, template, \
+          params, state, attempts, next_attempt_ms, last_error, created_at, dead_at) \
+        VALUES ($1, 'none', '', $2, '{}', 'dead', 0, $3, $4, CURRENT_TIMESTAMP, \
+          CURRENT_TIMESTAMP) \
+        ON CONFLICT (source_id, channel, recipient) DO NOTHING",
+    rows_of: "SELECT source_id, channel, recipient, template, params, state, \
+        CAST(attempts AS BIGINT) AS attempts, next_attempt_ms, last_error \
+        FROM notification_deliveries WHERE source_id = $1 ORDER BY channel, recipient",
+};
+
 #[async_trait]
 impl NotifyStore for PgNotifyStore {
     async fn checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
-        let row = sqlx::query("SELECT tx_id, position FROM notifier_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.0)
-            .await?;
-        Ok(row
-            .map(|r| Checkpoint {
-                tx_id: r.get(0),
-                position: r.get(1),
-            })
-            .unwrap_or_default())
+        sql::checkpoint(&self.0, &STATEMENTS, name).await
     }
 
     async fn contacts(
@@ -84,48 +81,15 @@ impl NotifyStore for PgNotifyStore {
     }
 
     async fn reset(&self, name: &str) -> Result<(), ReadError> {
-        let mut tx = self.0.begin().await?;
-        sqlx::query("UPDATE notifier_checkpoints SET tx_id = 0, position = 0 WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM notifier_contacts")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        sql::reset(&self.0, &STATEMENTS, name).await
     }
 
     async fn stored_sequence(&self, account_id: &str) -> Result<u64, ReadError> {
-        let sequence: Option<i64> = sqlx::query_scalar(
-            "SELECT max(sequence) FROM events \
-             WHERE aggregate_type = 'Account' AND aggregate_id = $1",
-        )
-        .bind(account_id)
-        .fetch_one(&self.0)
-        .await?;
-        Ok(sequence.map_or(0, |s| u64::try_from(s).unwrap_or_default()))
+        sql::stored_sequence(&self.0, &STATEMENTS, account_id).await
     }
 
     async fn pending_requests(&self, limit: i64) -> Result<Vec<PendingRequest>, ReadError> {
-        let rows = sqlx::query(
-            "SELECT source_id, account_id, after_sequence, params FROM notification_requests \
-             ORDER BY seq LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.0)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PendingRequest {
-                source_id: r.get(0),
-                account_id: r.get(1),
-                after_sequence: r
-                    .get::<Option<i64>, _>(2)
-                    .map(|s| u64::try_from(s).unwrap_or_default()),
-                params: json(&r.get::<String, _>(3)),
-            })
-            .collect())
+        sql::pending_requests(&self.0, &STATEMENTS, limit).await
     }
 
     async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
@@ -213,7 +177,7 @@ impl NotifyStore for PgNotifyStore {
             .await?;
         }
         for dead in &batch.dead {
-            insert_dead(&mut *tx, dead, batch.now_ms).await?;
+            sql::insert_dead(&mut *tx, &STATEMENTS, dead, batch.now_ms).await?;
         }
         if !batch.resolved_requests.is_empty() {
             sqlx::query("DELETE FROM notification_requests WHERE source_id = ANY($1)")
@@ -226,24 +190,11 @@ impl NotifyStore for PgNotifyStore {
     }
 
     async fn record_request(&self, request: &PendingRequest) -> Result<(), ReadError> {
-        // A request whose rows exist was resolved before: it is not kept again.
-        sqlx::query(
-            "INSERT INTO notification_requests (source_id, account_id, after_sequence, params) \
-             SELECT $1, $2, $3, $4 WHERE NOT EXISTS \
-               (SELECT 1 FROM notification_deliveries WHERE source_id = $1) \
-             ON CONFLICT (source_id) DO NOTHING",
-        )
-        .bind(&request.source_id)
-        .bind(&request.account_id)
-        .bind(request.after_sequence.map(to_i64))
-        .bind(request.params.to_string())
-        .execute(&self.0)
-        .await?;
-        Ok(())
+        sql::record_request(&self.0, &STATEMENTS, request).await
     }
 
     async fn record_dead(&self, dead: &DeadPlan, now_ms: i64) -> Result<(), ReadError> {
-        insert_dead(&self.0, dead, now_ms).await
+        sql::insert_dead(&self.0, &STATEMENTS, dead, now_ms).await
     }
 
     async fn claim_due(
@@ -273,7 +224,7 @@ impl NotifyStore for PgNotifyStore {
             .bind(limit)
             .fetch_all(&self.0)
             .await?;
-        Ok(rows.iter().map(row).collect())
+        Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
     }
 
     async fn extend_leases(
@@ -357,66 +308,18 @@ impl NotifyStore for PgNotifyStore {
     }
 
     async fn rows_of(&self, source_id: &str) -> Result<Vec<DeliveryRow>, ReadError> {
-        let sql = format!(
-            "SELECT {ROW} FROM notification_deliveries WHERE source_id = $1 \
-             ORDER BY channel, recipient"
-        );
-        let rows = sqlx::query(&sql).bind(source_id).fetch_all(&self.0).await?;
-        Ok(rows.iter().map(row).collect())
+        sql::rows_of(&self.0, &STATEMENTS, source_id).await
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, ReadError> {
-        let rows = sqlx::query(
-            "SELECT source_id, channel, recipient, template, attempts, last_error \
-             FROM notification_deliveries WHERE state = 'dead' \
-             ORDER BY dead_at, source_id, channel, recipient",
-        )
-        .fetch_all(&self.0)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| DeadLetter {
-                source_id: r.get(0),
-                channel: r.get(1),
-                recipient: r.get(2),
-                template: r.get(3),
-                attempts: u32::try_from(r.get::<i32, _>(4)).unwrap_or_default(),
-                last_error: r.get(5),
-            })
-            .collect())
+        sql::dead_letters(&self.0).await
     }
 
     async fn counts(&self) -> Result<Vec<(String, i64)>, ReadError> {
-        let rows = sqlx::query(
-            "SELECT state, count(*) FROM notification_deliveries GROUP BY state ORDER BY state",
-        )
-        .fetch_all(&self.0)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        sql::counts(&self.0).await
     }
 
     async fn exclusive(&self, name: &str) -> Box<dyn Send> {
         Box::new(SessionLock::acquire(&self.0, name).await)
     }
-}
-
-async fn insert_dead<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    dead: &DeadPlan,
-    now_ms: i64,
-) -> Result<(), ReadError> {
-    sqlx::query(
-        "INSERT INTO notification_deliveries (source_id, channel, recipient, template, params, \
-           state, attempts, next_attempt_ms, last_error, created_at, dead_at) \
-         VALUES ($1, 'none', '', $2, '{}', 'dead', 0, $3, $4, CURRENT_TIMESTAMP, \
-           CURRENT_TIMESTAMP) \
-         ON CONFLICT (source_id, channel, recipient) DO NOTHING",
-    )
-    .bind(&dead.source_id)
-    .bind(&dead.template)
-    .bind(now_ms)
-    .bind(&dead.reason)
-    .execute(executor)
-    .await?;
-    Ok(())
 }
