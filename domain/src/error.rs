@@ -56,6 +56,11 @@ pub enum DomainError {
     #[error("the password reset link is invalid or has expired")]
     ResetTokenInvalid,
 
+    #[error("the link to secure the account is invalid, used or expired")]
+    ProtectionTokenInvalid,
+    #[error("the account is frozen until its password is reset")]
+    AccountFrozen,
+
     #[error("the server instance is already recorded")]
     ServerInstanceTaken,
     #[error("the server instance is unknown")]

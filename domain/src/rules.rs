@@ -10,6 +10,8 @@ pub const CODE_MAX_FAILURES: u8 = 5;
 pub const STEP_UP_TTL: Duration = Duration::minutes(10);
 /// A password-reset token is valid for thirty minutes.
 pub const RESET_TOKEN_TTL: Duration = Duration::minutes(30);
+/// A protection link ("this wasn't me") in a security notice is valid for seven days.
+pub const PROTECTION_TOKEN_TTL: Duration = Duration::days(7);
 /// Five consecutive failed password checks within this window lock password sign-in…
 pub const LOCKOUT_WINDOW: Duration = Duration::minutes(15);
 /// …this many of them…

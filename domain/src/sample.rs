@@ -932,7 +932,10 @@ mod tests {
         let mut ever_held: HashMap<String, BTreeSet<String>> = HashMap::new();
         let mut shared_at_once = false;
         for e in &history {
-            if let AccountEvent::RecoveryMobileChanged { previous, mobile } = &e.event {
+            if let AccountEvent::RecoveryMobileChanged {
+                previous, mobile, ..
+            } = &e.event
+            {
                 if let Some(previous) = previous {
                     if let Some(set) = holders.get_mut(previous.as_str()) {
                         set.remove(&e.aggregate_id);
@@ -1000,7 +1003,7 @@ mod tests {
                     .as_ref()
                     .map(|m| m.as_str().to_owned())
                     .or(login_mobile.as_ref().map(|m| m.as_str().to_owned())),
-                AccountEvent::LoginEmailBound { email } => Some(email.as_str().to_owned()),
+                AccountEvent::LoginEmailBound { email, .. } => Some(email.as_str().to_owned()),
                 _ => None,
             };
             if let Some(value) = claimed {

@@ -50,6 +50,7 @@ fn a_contact_mobile_change_takes_effect_at_once_unverified_with_a_code_to_the_ne
         AccountEvent::ContactMobileChanged {
             previous: Some(mobile(LOGIN_MOBILE)),
             mobile: mobile(OTHER_MOBILE),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }
     );
     assert_contact_code(&events[1], Channel::Sms, OTHER_MOBILE, &story);
@@ -81,6 +82,7 @@ fn a_contact_email_change_takes_effect_at_once_unverified_with_a_code_to_the_new
         AccountEvent::ContactEmailChanged {
             previous: Some(email(LOGIN_EMAIL)),
             email: email("b@example.com"),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }
     );
     assert_contact_code(&events[1], Channel::Email, "b@example.com", &story);
@@ -107,6 +109,7 @@ fn a_first_contact_email_has_no_previous_value() {
         AccountEvent::ContactEmailChanged {
             previous: None,
             email: email("b@example.com"),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }
     );
 }
@@ -227,6 +230,7 @@ fn a_contact_email_change_sends_a_code_bound_to_the_account_purpose_and_new_valu
             AccountEvent::ContactEmailChanged {
                 previous: Some(email(LOGIN_EMAIL)),
                 email: email("b@example.com"),
+                protection: Some(link(DEFAULT_TOKEN, at)),
             },
             code_issued(
                 CodePurpose::Contact,

@@ -94,11 +94,13 @@ fn the_login_email_and_its_password_are_set_at_confirmation() {
         vec![
             AccountEvent::LoginEmailBound {
                 email: email(BOUND),
+                protection: Some(link(DEFAULT_TOKEN, story.now())),
             },
             AccountEvent::PasswordChanged {
                 password_hash: hash("phc-m"),
                 reason: PasswordChangeReason::LoginEmailBound,
                 changed_at: story.now(),
+                protection: Some(link(DEFAULT_TOKEN, story.now())),
             },
         ]
     );

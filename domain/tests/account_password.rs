@@ -85,6 +85,7 @@ fn a_password_change_records_the_new_hash() {
             password_hash: hash("phc-2"),
             reason: PasswordChangeReason::Change,
             changed_at: story.now(),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]);
 }
 

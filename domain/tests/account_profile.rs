@@ -49,6 +49,7 @@ fn the_profile_of_a_mobile_account_shows_the_mobile_as_login_recovery_and_contac
             password_changed_at: None,
             password_change_recommended: false,
             warnings: vec![],
+            frozen: false,
         }
     );
 }

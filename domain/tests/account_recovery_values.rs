@@ -86,6 +86,7 @@ fn the_right_code_confirms_the_recovery_mobile_change() {
         vec![AccountEvent::RecoveryMobileChanged {
             previous: Some(mobile(LOGIN_MOBILE)),
             mobile: mobile(OTHER_MOBILE),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]
     );
     let state = story.state();
@@ -173,6 +174,7 @@ fn the_right_code_confirms_the_recovery_email_change() {
         .then_expect_events(vec![AccountEvent::RecoveryEmailChanged {
             previous: None,
             email: email("r@example.com"),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]);
 }
 

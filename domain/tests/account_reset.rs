@@ -229,6 +229,7 @@ fn a_wrong_reset_code_is_recorded_and_the_token_still_works() {
         .then_expect_events(vec![AccountEvent::PasswordReset {
             password_hash: hash("phc-new"),
             reset_at: story.now(),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]);
 }
 
@@ -243,6 +244,7 @@ fn a_successful_reset_records_the_new_password_and_uses_up_the_token() {
         vec![AccountEvent::PasswordReset {
             password_hash: hash("phc-new"),
             reset_at: story.now(),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]
     );
     let state = story.state();
@@ -285,6 +287,7 @@ fn an_account_without_a_recovery_channel_completes_a_reset_without_a_code() {
         .then_expect_events(vec![AccountEvent::PasswordReset {
             password_hash: hash("phc-new"),
             reset_at: story.now(),
+            protection: Some(link(DEFAULT_TOKEN, story.now())),
         }]);
 }
 

@@ -6,7 +6,8 @@ mod support;
 use chrono::Duration;
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::account::{
-    AccountSummary, PasswordChangeReason, RecoveryMethod, Verifiable, VerificationMethod,
+    AccountSummary, PasswordChangeReason, ProtectedChange, RecoveryMethod, UnfreezeReason,
+    Verifiable, VerificationMethod,
 };
 use domain::stored::{from_payload, to_payload};
 use domain::{
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use support::*;
 
-const ACCOUNT_EVENT_TYPES: [&str; 26] = [
+const ACCOUNT_EVENT_TYPES: [&str; 29] = [
     "AccountRegistered",
     "VerificationCodeIssued",
     "VerificationFailed",
@@ -45,6 +46,9 @@ const ACCOUNT_EVENT_TYPES: [&str; 26] = [
     "ServerIpAssigned",
     "ServerIpReleased",
     "PasswordExpiryReminderSent",
+    "AccountFrozen",
+    "ChangeReverted",
+    "AccountUnfrozen",
 ];
 
 const CHALLENGE_EVENT_TYPES: [&str; 3] = ["ChallengeIssued", "ChallengeFailed", "ChallengePassed"];
@@ -100,10 +104,12 @@ fn account_event_samples() -> Vec<AccountEvent> {
         AccountEvent::ContactMobileChanged {
             previous: Some(mobile(LOGIN_MOBILE)),
             mobile: mobile(OTHER_MOBILE),
+            protection: Some(link("p1", at)),
         },
         AccountEvent::ContactEmailChanged {
             previous: None,
             email: email("b@example.com"),
+            protection: None,
         },
         AccountEvent::ContactMobileVerified {
             mobile: mobile(OTHER_MOBILE),
@@ -120,10 +126,12 @@ fn account_event_samples() -> Vec<AccountEvent> {
         AccountEvent::RecoveryMobileChanged {
             previous: Some(mobile(LOGIN_MOBILE)),
             mobile: mobile(THIRD_MOBILE),
+            protection: Some(link("p2", at)),
         },
         AccountEvent::RecoveryEmailChanged {
             previous: None,
             email: email("r@example.com"),
+            protection: Some(link("p3", at)),
         },
         AccountEvent::LoginEmailBindingRequested {
             email: email("m@example.com"),
@@ -131,11 +139,13 @@ fn account_event_samples() -> Vec<AccountEvent> {
         },
         AccountEvent::LoginEmailBound {
             email: email("m@example.com"),
+            protection: Some(link("p4", at)),
         },
         AccountEvent::PasswordChanged {
             password_hash: hash("phc-2"),
             reason: PasswordChangeReason::LoginEmailBound,
             changed_at: at,
+            protection: Some(link("p5", at)),
         },
         AccountEvent::ResetTokenIssued {
             token_digest: token_digest(DEFAULT_TOKEN),
@@ -146,6 +156,7 @@ fn account_event_samples() -> Vec<AccountEvent> {
         AccountEvent::PasswordReset {
             password_hash: hash("phc-3"),
             reset_at: at,
+            protection: Some(link("p6", at)),
         },
         AccountEvent::SignedIn {
             method: VerificationMethod::Password,
@@ -186,6 +197,28 @@ fn account_event_samples() -> Vec<AccountEvent> {
         },
         AccountEvent::PasswordExpiryReminderSent {
             password_changed_at: at,
+        },
+        AccountEvent::AccountFrozen {
+            change: ProtectedChange::RecoveryMobile {
+                previous: Some(mobile(LOGIN_MOBILE)),
+                mobile: mobile(THIRD_MOBILE),
+            },
+            token_digest: token_digest(&protection_token("p2")),
+            frozen_at: at,
+        },
+        AccountEvent::ChangeReverted {
+            change: ProtectedChange::ContactMobile {
+                previous: Some(Verifiable {
+                    value: mobile(LOGIN_MOBILE),
+                    verified: true,
+                }),
+                mobile: mobile(OTHER_MOBILE),
+            },
+            reverted_at: at,
+        },
+        AccountEvent::AccountUnfrozen {
+            reason: UnfreezeReason::PasswordReset,
+            unfrozen_at: at,
         },
     ]
 }
@@ -308,6 +341,14 @@ fn enum_values_inside_payloads_keep_their_stored_spelling() {
     assert_eq!(payload["reason"], "login_email_bound");
     let payload = to_payload(&account_event_samples()[20]).unwrap();
     assert_eq!(payload["method"], "server_ip");
+    let payload = to_payload(&account_event_samples()[26]).unwrap();
+    assert_eq!(payload["change"]["kind"], "recovery_mobile");
+    let payload = to_payload(&account_event_samples()[27]).unwrap();
+    assert_eq!(payload["change"]["kind"], "contact_mobile");
+    let payload = to_payload(&account_event_samples()[28]).unwrap();
+    assert_eq!(payload["reason"], "password_reset");
+    let payload = to_payload(&account_event_samples()[10]).unwrap();
+    assert!(payload["protection"]["token_digest"].is_string());
     let stored: Vec<&str> = CodePurpose::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(
         stored,
@@ -321,4 +362,20 @@ fn enum_values_inside_payloads_keep_their_stored_spelling() {
             "reset"
         ]
     );
+}
+
+#[test]
+fn change_events_stored_before_protection_links_read_back_without_one() {
+    let stored = serde_json::json!({"previous": null, "mobile": LOGIN_MOBILE});
+    let read: AccountEvent = from_payload("RecoveryMobileChanged", "1", stored.clone()).unwrap();
+    assert_eq!(
+        read,
+        AccountEvent::RecoveryMobileChanged {
+            previous: None,
+            mobile: mobile(LOGIN_MOBILE),
+            protection: None,
+        }
+    );
+    // Written back, such an event keeps the payload it was stored with (and so its chain hash).
+    assert_eq!(to_payload(&read).unwrap(), stored);
 }

@@ -134,6 +134,12 @@ pub enum AccountCommand {
         instance_id: String,
     },
 
+    /// A protection link was followed ("this wasn't me"): freeze, and revert the change the
+    /// link's notice was about where it still stands.
+    FreezeAccount {
+        token_digest: Digest,
+    },
+
     /// Sent by the reminder sweep; does nothing unless the password just crossed the age.
     SendPasswordExpiryReminder,
 }

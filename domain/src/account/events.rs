@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
+use super::protection::{ProtectedChange, ProtectionLink, UnfreezeReason};
 use crate::codes::{Channel, CodePurpose};
 use crate::services::{Digest, PasswordHash, Sealed, SessionId};
 use crate::values::{AccountId, Email, Mobile, ServerIp};
@@ -102,10 +103,18 @@ pub enum AccountEvent {
     ContactMobileChanged {
         previous: Option<Mobile>,
         mobile: Mobile,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     ContactEmailChanged {
         previous: Option<Email>,
         email: Email,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     ContactMobileVerified {
         mobile: Mobile,
@@ -122,10 +131,18 @@ pub enum AccountEvent {
     RecoveryMobileChanged {
         previous: Option<Mobile>,
         mobile: Mobile,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     RecoveryEmailChanged {
         previous: Option<Email>,
         email: Email,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     LoginEmailBindingRequested {
         email: Email,
@@ -134,11 +151,19 @@ pub enum AccountEvent {
     },
     LoginEmailBound {
         email: Email,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     PasswordChanged {
         password_hash: PasswordHash,
         reason: PasswordChangeReason,
         changed_at: DateTime<Utc>,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     ResetTokenIssued {
         token_digest: Digest,
@@ -149,6 +174,10 @@ pub enum AccountEvent {
     PasswordReset {
         password_hash: PasswordHash,
         reset_at: DateTime<Utc>,
+        /// The link of this change's security notice (docs/adr/0009); absent on events
+        /// recorded before protection links existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protection: Option<ProtectionLink>,
     },
     /// Recorded at each successful sign-in; it ends a run of failed password checks.
     /// Not in SPEC §4's table: without it the aggregate could not tell that "a success resets
@@ -190,11 +219,30 @@ pub enum AccountEvent {
     PasswordExpiryReminderSent {
         password_changed_at: DateTime<Utc>,
     },
+    /// A protection link was followed: every session ended, password sign-in and sensitive
+    /// changes refused until a completed reset. Names the change whose notice carried the link.
+    AccountFrozen {
+        change: ProtectedChange,
+        token_digest: Digest,
+        frozen_at: DateTime<Utc>,
+    },
+    /// The change a followed protection link answered was undone: its value before is restored
+    /// (recorded after `AccountFrozen`, only while the change still stands).
+    ChangeReverted {
+        change: ProtectedChange,
+        reverted_at: DateTime<Utc>,
+    },
+    /// The freeze ended.
+    AccountUnfrozen {
+        reason: UnfreezeReason,
+        unfrozen_at: DateTime<Utc>,
+    },
 }
 
 impl AccountEvent {
-    /// Every stored event type, in SPEC §4 order (plus `SignedIn`). Pinned by a test.
-    pub const TYPES: [&'static str; 26] = [
+    /// Every stored event type, in SPEC §4 order (plus `SignedIn`, then the protection events of
+    /// docs/adr/0009). Pinned by a test.
+    pub const TYPES: [&'static str; 29] = [
         "AccountRegistered",
         "VerificationCodeIssued",
         "VerificationFailed",
@@ -221,6 +269,9 @@ impl AccountEvent {
         "ServerIpAssigned",
         "ServerIpReleased",
         "PasswordExpiryReminderSent",
+        "AccountFrozen",
+        "ChangeReverted",
+        "AccountUnfrozen",
     ];
 
     pub fn type_name(&self) -> &'static str {
@@ -251,6 +302,9 @@ impl AccountEvent {
             Self::ServerIpAssigned { .. } => "ServerIpAssigned",
             Self::ServerIpReleased { .. } => "ServerIpReleased",
             Self::PasswordExpiryReminderSent { .. } => "PasswordExpiryReminderSent",
+            Self::AccountFrozen { .. } => "AccountFrozen",
+            Self::ChangeReverted { .. } => "ChangeReverted",
+            Self::AccountUnfrozen { .. } => "AccountUnfrozen",
         }
     }
 }

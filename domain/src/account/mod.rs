@@ -6,11 +6,13 @@
 //! - this file: the state, `apply` (state changes only, no decisions) and the cqrs-es wiring.
 //! - `decide/`: one file per flow; every decision is made there, in pure functions.
 //! - [`profile`]: the profile view of SPEC §3, folded from the same state.
+//! - [`protection`]: the "this wasn't me" links, the freeze and the revert (docs/adr/0009).
 
 pub mod commands;
 mod decide;
 pub mod events;
 pub mod profile;
+pub mod protection;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes::{CodePurpose, CodeSlot, PendingCode};
 use crate::error::DomainError;
-use crate::rules::{LOCKOUT_WINDOW, MAX_PASSWORD_HISTORY, STEP_UP_TTL};
+use crate::rules::{LOCKOUT_WINDOW, MAX_PASSWORD_HISTORY, PROTECTION_TOKEN_TTL, STEP_UP_TTL};
 use crate::services::{Digest, DomainServices, PasswordHash, SessionId};
 use crate::values::{AccountId, Email, Mobile, ServerIp};
 
@@ -30,6 +32,7 @@ pub use events::{
     VerificationMethod,
 };
 pub use profile::{Profile, ProfileValue, Server as ProfileServer, Warning};
+pub use protection::{ProtectedChange, Protection, ProtectionLink, UnfreezeReason};
 
 /// How many replaced or used-up codes the state remembers.
 const MAX_RETIRED_CODES: usize = 8;
@@ -106,6 +109,12 @@ pub struct Account {
     pub used_instance_ids: Vec<String>,
     /// The `changed_at` of the password the 90-day reminder was sent for.
     pub reminded_for: Option<DateTime<Utc>>,
+    /// The live protection links of recent security notices, each with the change it answers.
+    #[serde(default)]
+    pub protections: Vec<Protection>,
+    /// Since when the account is frozen (a protection link was followed); `None` when not.
+    #[serde(default)]
+    pub frozen_since: Option<DateTime<Utc>>,
 }
 
 impl Aggregate for Account {
@@ -201,13 +210,25 @@ impl Aggregate for Account {
                     self.password_check_succeeded();
                 }
             }
-            E::ContactMobileChanged { mobile, .. } => {
+            E::ContactMobileChanged {
+                mobile, protection, ..
+            } => {
+                self.remember_protection(protection, ProtectedChange::ContactMobile {
+                    previous: self.contact_mobile.clone(),
+                    mobile: mobile.clone(),
+                });
                 self.contact_mobile = Some(Verifiable {
                     value: mobile,
                     verified: false,
                 });
             }
-            E::ContactEmailChanged { email, .. } => {
+            E::ContactEmailChanged {
+                email, protection, ..
+            } => {
+                self.remember_protection(protection, ProtectedChange::ContactEmail {
+                    previous: self.contact_email.clone(),
+                    email: email.clone(),
+                });
                 self.contact_email = Some(Verifiable {
                     value: email,
                     verified: false,
@@ -231,12 +252,24 @@ impl Aggregate for Account {
             E::RecoveryEmailChangeRequested { email } => {
                 self.pending_recovery_email = Some(email);
             }
-            E::RecoveryMobileChanged { mobile, .. } => {
+            E::RecoveryMobileChanged {
+                mobile, protection, ..
+            } => {
+                self.remember_protection(protection, ProtectedChange::RecoveryMobile {
+                    previous: self.recovery_mobile.clone(),
+                    mobile: mobile.clone(),
+                });
                 self.use_up_code(CodePurpose::Recovery, crate::Channel::Sms);
                 self.pending_recovery_mobile = None;
                 self.recovery_mobile = Some(mobile);
             }
-            E::RecoveryEmailChanged { email, .. } => {
+            E::RecoveryEmailChanged {
+                email, protection, ..
+            } => {
+                self.remember_protection(protection, ProtectedChange::RecoveryEmail {
+                    previous: self.recovery_email.clone(),
+                    email: email.clone(),
+                });
                 self.use_up_code(CodePurpose::Recovery, crate::Channel::Email);
                 self.pending_recovery_email = None;
                 self.recovery_email = Some(email);
@@ -250,7 +283,10 @@ impl Aggregate for Account {
                     password_hash,
                 });
             }
-            E::LoginEmailBound { email } => {
+            E::LoginEmailBound { email, protection } => {
+                self.remember_protection(protection, ProtectedChange::LoginEmail {
+                    email: email.clone(),
+                });
                 self.use_up_code(CodePurpose::LoginEmail, crate::Channel::Email);
                 self.pending_login_email = None;
                 self.login_email = Some(email);
@@ -258,8 +294,10 @@ impl Aggregate for Account {
             E::PasswordChanged {
                 password_hash,
                 changed_at,
+                protection,
                 ..
             } => {
+                self.remember_protection(protection, ProtectedChange::Password);
                 self.set_password(password_hash, changed_at);
                 self.password_check_succeeded();
             }
@@ -277,7 +315,9 @@ impl Aggregate for Account {
             E::PasswordReset {
                 password_hash,
                 reset_at,
+                protection,
             } => {
+                self.remember_protection(protection, ProtectedChange::PasswordReset);
                 self.set_password(password_hash, reset_at);
                 self.password_check_succeeded();
                 // A reset ends every session, and with them their step-ups.
@@ -320,6 +360,37 @@ impl Aggregate for Account {
             } => {
                 self.reminded_for = Some(password_changed_at);
             }
+            E::AccountFrozen {
+                token_digest,
+                frozen_at,
+                ..
+            } => {
+                // The link is used up; the account loses every way in but a reset.
+                self.protections.retain(|p| p.token_digest != token_digest);
+                self.frozen_since.get_or_insert(frozen_at);
+                self.step_ups.clear();
+                self.pending_recovery_mobile = None;
+                self.pending_recovery_email = None;
+                self.pending_login_email = None;
+                self.retire_code(CodeSlot::new(CodePurpose::Recovery, crate::Channel::Sms));
+                self.retire_code(CodeSlot::new(CodePurpose::Recovery, crate::Channel::Email));
+                self.retire_code(CodeSlot::new(CodePurpose::LoginEmail, crate::Channel::Email));
+                // A reset link issued before the freeze may be the intruder's: the owner asks
+                // for a new one.
+                self.reset_token = None;
+                self.codes.retain(|c| c.purpose != CodePurpose::Reset);
+            }
+            E::ChangeReverted { change, .. } => match change {
+                ProtectedChange::ContactMobile { previous, .. } => self.contact_mobile = previous,
+                ProtectedChange::ContactEmail { previous, .. } => self.contact_email = previous,
+                ProtectedChange::RecoveryMobile { previous, .. } => {
+                    self.recovery_mobile = previous;
+                }
+                ProtectedChange::RecoveryEmail { previous, .. } => self.recovery_email = previous,
+                ProtectedChange::LoginEmail { .. } => self.login_email = None,
+                ProtectedChange::Password | ProtectedChange::PasswordReset => {}
+            },
+            E::AccountUnfrozen { .. } => self.frozen_since = None,
         }
     }
 }
@@ -406,6 +477,28 @@ impl Account {
         // A new password ends every reset link and any reset code.
         self.reset_token = None;
         self.codes.retain(|c| c.purpose != CodePurpose::Reset);
+    }
+
+    /// Whether the account is frozen (a protection link was followed and no reset completed).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen_since.is_some()
+    }
+
+    /// Remembers the link of a change's notice, with the change it answers (described from the
+    /// state before the change is applied), and forgets links that have lapsed.
+    fn remember_protection(
+        &mut self,
+        link: Option<ProtectionLink>,
+        change: ProtectedChange,
+    ) {
+        let Some(link) = link else { return };
+        let issued_at = link.expires_at - PROTECTION_TOKEN_TTL;
+        self.protections.retain(|p| p.expires_at > issued_at);
+        self.protections.push(Protection {
+            token_digest: link.token_digest,
+            change,
+            expires_at: link.expires_at,
+        });
     }
 
     fn password_check_succeeded(&mut self) {

@@ -44,6 +44,10 @@ pub struct Profile {
     pub password_changed_at: Option<DateTime<Utc>>,
     pub password_change_recommended: bool,
     pub warnings: Vec<Warning>,
+    /// A protection link was followed and no reset completed since (docs/adr/0009): password
+    /// sign-in and sensitive changes are refused.
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 /// SPEC §2: a password set before this instant is older than `after_days` at `now`, so a change
@@ -140,6 +144,7 @@ impl Account {
                 contact_email.map(|c| c.value.as_str()),
                 self.recovery_email.as_ref().map(|e| e.as_str()),
             ),
+            frozen: self.is_frozen(),
         })
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use cqrs_es::test::{AggregateTestExecutor, TestFramework};
 use cqrs_es::Aggregate;
 
-use domain::account::VerificationMethod;
+use domain::account::{ProtectionLink, VerificationMethod};
 use domain::codes::binding;
 use domain::password::PasswordPolicy;
 use domain::services::ResetToken;
@@ -84,6 +84,21 @@ impl Secrets for TestSecrets {
 /// What [`TestSecrets`] stores for a reset token.
 pub fn token_digest(token: &str) -> Digest {
     Digest::from_hex(format!("sha:{token}"))
+}
+
+/// The protection token [`TestSecrets`] mints for account [`ACCOUNT_ID`] when its next token
+/// is `random`.
+pub fn protection_token(random: &str) -> String {
+    format!("{ACCOUNT_ID}.{random}")
+}
+
+/// The link a change's event carries when minted at `at` from the next token `random`.
+pub fn link(random: &str, at: DateTime<Utc>) -> ProtectionLink {
+    ProtectionLink {
+        token_digest: token_digest(&protection_token(random)),
+        sealed_token: sealed(&protection_token(random)),
+        expires_at: at + Duration::days(7),
+    }
 }
 
 /// What [`TestSecrets`] seals a secret into.

@@ -30,6 +30,7 @@ impl Account {
             _ => events.push(AccountEvent::ContactMobileChanged {
                 previous: previous.map(|p| p.value.clone()),
                 mobile: mobile.clone(),
+                protection: Some(self.protection_link(services)),
             }),
         }
         events.push(self.issue_code(
@@ -63,6 +64,7 @@ impl Account {
             _ => events.push(AccountEvent::ContactEmailChanged {
                 previous: previous.map(|p| p.value.clone()),
                 email: email.clone(),
+                protection: Some(self.protection_link(services)),
             }),
         }
         events.push(self.issue_code(

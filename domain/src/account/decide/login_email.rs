@@ -81,12 +81,14 @@ impl Account {
         }
         let mut events = vec![AccountEvent::LoginEmailBound {
             email: pending.email.clone(),
+            protection: Some(self.protection_link(services)),
         }];
         if let Some(password_hash) = pending.password_hash.clone() {
             events.push(AccountEvent::PasswordChanged {
                 password_hash,
                 reason: PasswordChangeReason::LoginEmailBound,
                 changed_at: services.clock.now(),
+                protection: Some(self.protection_link(services)),
             });
         }
         Ok(events)

@@ -9,6 +9,7 @@ mod account_recovery;
 mod contact;
 mod login_email;
 mod password;
+mod protection;
 mod recovery_values;
 mod registration;
 mod reset;
@@ -138,7 +139,7 @@ impl Account {
                 current,
                 reuse,
                 new_hash,
-            } => self.decide_change_password(&session_id, current, reuse, new_hash, now),
+            } => self.decide_change_password(&session_id, current, reuse, new_hash, services),
             C::IssueResetToken => self.decide_issue_reset_token(services),
             C::SendResetCode {
                 token_digest,
@@ -173,6 +174,7 @@ impl Account {
             }
             C::ReleaseServerIp { instance_id } => self.decide_release_server_ip(&instance_id, now),
             C::SendPasswordExpiryReminder => Ok(self.decide_password_expiry_reminder(services)),
+            C::FreezeAccount { token_digest } => self.decide_freeze(token_digest, services),
         }
     }
 
@@ -183,12 +185,14 @@ impl Account {
             .expect("decide refuses commands on an unregistered account")
     }
 
-    /// Refuses a gated request whose session holds no valid step-up.
+    /// Refuses a gated request (every sensitive change) on a frozen account, or whose session
+    /// holds no valid step-up.
     pub fn require_step_up(
         &self,
         session: &SessionId,
         now: DateTime<Utc>,
     ) -> Result<(), DomainError> {
+        self.require_not_frozen()?;
         if self.is_verified(session, now) {
             Ok(())
         } else {

@@ -31,8 +31,9 @@ impl Account {
         current: PasswordCheck,
         reuse: ReuseCheck,
         new_hash: PasswordHash,
-        now: DateTime<Utc>,
+        services: &DomainServices,
     ) -> Decision {
+        let now = services.clock.now();
         self.precheck_password_change(session, now)?;
         if let Some(failure) = self.check_password(current, now)? {
             return Ok(failure);
@@ -42,6 +43,7 @@ impl Account {
             password_hash: new_hash,
             reason: PasswordChangeReason::Change,
             changed_at: now,
+            protection: Some(self.protection_link(services)),
         }])
     }
 

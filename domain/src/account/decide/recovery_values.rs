@@ -84,6 +84,7 @@ impl Account {
                     .pending_recovery_mobile
                     .clone()
                     .expect("checked above: a change is pending"),
+                protection: Some(self.protection_link(services)),
             },
             Channel::Email => AccountEvent::RecoveryEmailChanged {
                 previous: self.recovery_email.clone(),
@@ -91,6 +92,7 @@ impl Account {
                     .pending_recovery_email
                     .clone()
                     .expect("checked above: a change is pending"),
+                protection: Some(self.protection_link(services)),
             },
         }])
     }

@@ -6,7 +6,7 @@
 //! then the code; only a successful reset uses up the code and the token.
 
 use super::Decision;
-use crate::account::{Account, AccountEvent, VerificationMethod};
+use crate::account::{Account, AccountEvent, UnfreezeReason, VerificationMethod};
 use crate::codes::{CodePurpose, CodeSlot};
 use crate::error::DomainError;
 use crate::rules::RESET_TOKEN_TTL;
@@ -104,9 +104,19 @@ impl Account {
                 return Ok(vec![failure]);
             }
         }
-        Ok(vec![AccountEvent::PasswordReset {
+        let mut events = vec![AccountEvent::PasswordReset {
             password_hash: new_hash,
             reset_at: now,
-        }])
+            protection: Some(self.protection_link(services)),
+        }];
+        if self.is_frozen() {
+            // Only a completed reset (the login email and, where set, a recovery channel) ends
+            // a freeze.
+            events.push(AccountEvent::AccountUnfrozen {
+                reason: UnfreezeReason::PasswordReset,
+                unfrozen_at: now,
+            });
+        }
+        Ok(events)
     }
 }

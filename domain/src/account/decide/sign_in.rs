@@ -17,6 +17,8 @@ impl Account {
         if let Some(failure) = self.check_password(check, now)? {
             return Ok(failure);
         }
+        // Checked after the password, so that only the password's holder learns of the freeze.
+        self.require_not_frozen()?;
         Ok(vec![AccountEvent::SignedIn {
             method: VerificationMethod::Password,
             session_id,
