@@ -6,6 +6,7 @@ mod account_recovery;
 mod contact;
 mod login_email;
 mod password;
+mod protection;
 mod recovery_values;
 mod reset;
 mod servers;
@@ -14,6 +15,7 @@ mod sign_up;
 mod step_up;
 
 pub use account_recovery::{RecoveryStarted, RecoveryTicket};
+pub use protection::Secured;
 pub use reset::ResetMethod;
 pub use sign_in::{SignedIn, REFUSED_SIGN_IN_FLOOR};
 pub use sign_up::{CodeTicket, SmsPurpose};

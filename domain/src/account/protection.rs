@@ -58,6 +58,19 @@ pub enum ProtectedChange {
 }
 
 impl ProtectedChange {
+    /// The change's name as stored in `kind` (`recovery_mobile`, `password`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::ContactMobile { .. } => "contact_mobile",
+            Self::ContactEmail { .. } => "contact_email",
+            Self::RecoveryMobile { .. } => "recovery_mobile",
+            Self::RecoveryEmail { .. } => "recovery_email",
+            Self::LoginEmail { .. } => "login_email",
+            Self::Password => "password",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
     /// Whether a revert can restore the value before this change (passwords cannot be).
     pub fn is_revertible(&self) -> bool {
         !matches!(self, Self::Password | Self::PasswordReset)

@@ -146,6 +146,8 @@ impl From<DomainError> for ApiError {
             D::LoginEmailRequired => (StatusCode::CONFLICT, "login_email_required"),
             D::LoginEmailAlreadyBound => (StatusCode::CONFLICT, "login_email_already_bound"),
             D::ResetTokenInvalid => (StatusCode::GONE, "reset_token_invalid"),
+            D::ProtectionTokenInvalid => (StatusCode::GONE, "protection_token_invalid"),
+            D::AccountFrozen => (StatusCode::FORBIDDEN, "account_frozen"),
             D::RecoveryClosed => (StatusCode::BAD_REQUEST, "invalid_request"),
             D::Locked { until } => {
                 let seconds = (*until - chrono::Utc::now()).num_seconds().max(1) as u64;

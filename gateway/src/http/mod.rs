@@ -10,7 +10,8 @@
 //! - `hardening.rs`: bounded request ids, the body read with a deadline, `no-store`, problem
 //!   documents for every error.
 //! - `serve.rs`: the HTTP/1 and HTTP/2 server with a header-read timeout.
-//! - `public.rs`, `me.rs`, `internal.rs`, `ops.rs`: the route groups.
+//! - `public.rs`, `me.rs`, `internal.rs`, `ops.rs`: the route groups; `protection.rs`: the
+//!   "this wasn't me" link of security notices.
 //! - `openapi.rs`: the OpenAPI 3.1 document generated from the handlers and DTOs.
 
 pub mod error;
@@ -21,6 +22,7 @@ mod me;
 mod middleware;
 pub mod openapi;
 mod ops;
+mod protection;
 mod public;
 pub mod serve;
 
@@ -97,7 +99,9 @@ pub fn router(state: AppState) -> Router {
 
     let request_id = HeaderName::from_static("x-request-id");
     let ip_limit = from_fn_with_state(state.clone(), middleware::ip_limit);
-    let public = public::routes().route_layer(ip_limit.clone());
+    let public = public::routes()
+        .merge(protection::routes())
+        .route_layer(ip_limit.clone());
     // Unmatched paths are limited too: probing for routes costs the same as using them.
     let not_found = (|| async { error::ApiError::not_found() }).layer(ip_limit);
     Router::new()

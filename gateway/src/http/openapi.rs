@@ -9,7 +9,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, internal, me, ops, public};
+use super::{error, internal, me, ops, protection, public};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use super::{error, internal, me, ops, public};
         public::request_sms_code, public::sign_up, public::sign_in, public::sign_out,
         public::start_recovery, public::confirm_recovery, public::request_reset,
         public::reset_methods, public::send_reset_code, public::complete_reset,
+        protection::secure_account,
         me::me, me::start_verification, me::confirm_verification, me::change_contact_mobile,
         me::change_contact_email, me::verify_contact_mobile, me::verify_contact_email,
         me::change_recovery_mobile, me::change_recovery_email, me::confirm_recovery_mobile,

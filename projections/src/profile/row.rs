@@ -3,7 +3,7 @@
 //! §2) is the domain's `Account::profile`.
 
 use chrono::{DateTime, Utc};
-use domain::account::AccountEvent;
+use domain::account::{AccountEvent, ProtectedChange};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct ServerRow {
@@ -116,7 +116,7 @@ impl ProfileRow {
             E::LoginEmailBindingRequested { email, .. } => {
                 self.pending_login_email = Some(email.as_str().to_owned());
             }
-            E::LoginEmailBound { email } => {
+            E::LoginEmailBound { email, .. } => {
                 self.login_email = Some(email.as_str().to_owned());
                 self.pending_login_email = None;
             }
@@ -146,6 +146,17 @@ impl ProfileRow {
             E::PasswordExpiryReminderSent {
                 password_changed_at,
             } => self.reminded_for = Some(*password_changed_at),
+            E::AccountFrozen { .. } => {
+                // The freeze ends pending changes and the live reset link (domain `apply`); the
+                // frozen state itself is the domain's profile (docs/adr/0009).
+                self.pending_recovery_mobile = None;
+                self.pending_recovery_email = None;
+                self.pending_login_email = None;
+                self.reset_token_digest = None;
+                self.reset_token_expires_at = None;
+            }
+            E::ChangeReverted { change, .. } => self.revert(change),
+            E::AccountUnfrozen { .. } => {}
             E::VerificationCodeIssued { .. }
             | E::VerificationFailed { .. }
             | E::IdentityVerified { .. }
@@ -157,6 +168,28 @@ impl ProfileRow {
             | E::AccountInfoSent { .. } => {}
         }
         true
+    }
+
+    /// Restores the value `change` replaced, as the domain's `apply` does.
+    fn revert(&mut self, change: &ProtectedChange) {
+        match change {
+            ProtectedChange::ContactMobile { previous, .. } => {
+                self.contact_mobile = previous.as_ref().map(|p| p.value.as_str().to_owned());
+                self.contact_mobile_verified = previous.as_ref().is_some_and(|p| p.verified);
+            }
+            ProtectedChange::ContactEmail { previous, .. } => {
+                self.contact_email = previous.as_ref().map(|p| p.value.as_str().to_owned());
+                self.contact_email_verified = previous.as_ref().is_some_and(|p| p.verified);
+            }
+            ProtectedChange::RecoveryMobile { previous, .. } => {
+                self.recovery_mobile = previous.as_ref().map(|m| m.as_str().to_owned());
+            }
+            ProtectedChange::RecoveryEmail { previous, .. } => {
+                self.recovery_email = previous.as_ref().map(|e| e.as_str().to_owned());
+            }
+            ProtectedChange::LoginEmail { .. } => self.login_email = None,
+            ProtectedChange::Password | ProtectedChange::PasswordReset => {}
+        }
     }
 
     fn password_changed(&mut self, at: DateTime<Utc>) {

@@ -17,6 +17,7 @@ mod login_email;
 mod operations;
 mod password_change;
 mod password_reset;
+mod protection;
 mod recovery_values;
 mod secrets;
 mod sign_in;

@@ -58,7 +58,7 @@ async fn signing_up_by_email_makes_the_login_email_the_unverified_contact_email_
             "pending_recovery_mobile": null, "pending_recovery_email": null, "pending_login_email": null,
             "servers": [],
             "password_set": true, "password_changed_at": changed_at, "password_change_recommended": false,
-            "warnings": []
+            "warnings": [], "frozen": false
         })
     );
 
@@ -169,7 +169,7 @@ async fn signing_up_by_mobile_proves_the_number_and_makes_it_login_recovery_and_
             "pending_recovery_mobile": null, "pending_recovery_email": null, "pending_login_email": null,
             "servers": [],
             "password_set": false, "password_changed_at": null, "password_change_recommended": false,
-            "warnings": []
+            "warnings": [], "frozen": false
         })
     );
 
