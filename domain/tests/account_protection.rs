@@ -345,3 +345,23 @@ fn reverting_a_login_email_binding_unbinds_it() {
     );
     assert_eq!(story.state().login_email, None);
 }
+
+#[test]
+fn an_old_link_never_undoes_a_value_that_came_back_later() {
+    // The owner set the recovery mobile (link "owner"), an intruder changed it (link "hostile"),
+    // the owner undid that: the current value equals what the owner's change set, but that
+    // change was superseded, so its link only freezes.
+    let mut story = Story::email_account();
+    story.next_token("owner");
+    story.set_recovery_mobile(OTHER_MOBILE);
+    story.next_token("hostile");
+    story.set_recovery_mobile(THIRD_MOBILE);
+    story.exec(freeze("hostile"));
+    assert_eq!(story.state().recovery_mobile, Some(mobile(OTHER_MOBILE)));
+    let events = story.exec(freeze("owner"));
+    assert!(
+        matches!(events[..], [AccountEvent::AccountFrozen { .. }]),
+        "{events:?}"
+    );
+    assert_eq!(story.state().recovery_mobile, Some(mobile(OTHER_MOBILE)));
+}

@@ -42,7 +42,7 @@ impl CommandService {
             Ok(Err(_)) => return Err(DomainError::ProtectionTokenInvalid.into()),
             Err(e) => return Err(e.into()),
         };
-        account.protected_change(&digest, self.now())?;
+        account.protection(&digest, self.now())?;
         self.revoke_sessions(&id).await?;
         let committed = self
             .execute(

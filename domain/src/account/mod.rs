@@ -213,10 +213,13 @@ impl Aggregate for Account {
             E::ContactMobileChanged {
                 mobile, protection, ..
             } => {
-                self.remember_protection(protection, ProtectedChange::ContactMobile {
-                    previous: self.contact_mobile.clone(),
-                    mobile: mobile.clone(),
-                });
+                self.remember_protection(
+                    protection,
+                    ProtectedChange::ContactMobile {
+                        previous: self.contact_mobile.clone(),
+                        mobile: mobile.clone(),
+                    },
+                );
                 self.contact_mobile = Some(Verifiable {
                     value: mobile,
                     verified: false,
@@ -225,10 +228,13 @@ impl Aggregate for Account {
             E::ContactEmailChanged {
                 email, protection, ..
             } => {
-                self.remember_protection(protection, ProtectedChange::ContactEmail {
-                    previous: self.contact_email.clone(),
-                    email: email.clone(),
-                });
+                self.remember_protection(
+                    protection,
+                    ProtectedChange::ContactEmail {
+                        previous: self.contact_email.clone(),
+                        email: email.clone(),
+                    },
+                );
                 self.contact_email = Some(Verifiable {
                     value: email,
                     verified: false,
@@ -255,10 +261,13 @@ impl Aggregate for Account {
             E::RecoveryMobileChanged {
                 mobile, protection, ..
             } => {
-                self.remember_protection(protection, ProtectedChange::RecoveryMobile {
-                    previous: self.recovery_mobile.clone(),
-                    mobile: mobile.clone(),
-                });
+                self.remember_protection(
+                    protection,
+                    ProtectedChange::RecoveryMobile {
+                        previous: self.recovery_mobile.clone(),
+                        mobile: mobile.clone(),
+                    },
+                );
                 self.use_up_code(CodePurpose::Recovery, crate::Channel::Sms);
                 self.pending_recovery_mobile = None;
                 self.recovery_mobile = Some(mobile);
@@ -266,10 +275,13 @@ impl Aggregate for Account {
             E::RecoveryEmailChanged {
                 email, protection, ..
             } => {
-                self.remember_protection(protection, ProtectedChange::RecoveryEmail {
-                    previous: self.recovery_email.clone(),
-                    email: email.clone(),
-                });
+                self.remember_protection(
+                    protection,
+                    ProtectedChange::RecoveryEmail {
+                        previous: self.recovery_email.clone(),
+                        email: email.clone(),
+                    },
+                );
                 self.use_up_code(CodePurpose::Recovery, crate::Channel::Email);
                 self.pending_recovery_email = None;
                 self.recovery_email = Some(email);
@@ -284,9 +296,12 @@ impl Aggregate for Account {
                 });
             }
             E::LoginEmailBound { email, protection } => {
-                self.remember_protection(protection, ProtectedChange::LoginEmail {
-                    email: email.clone(),
-                });
+                self.remember_protection(
+                    protection,
+                    ProtectedChange::LoginEmail {
+                        email: email.clone(),
+                    },
+                );
                 self.use_up_code(CodePurpose::LoginEmail, crate::Channel::Email);
                 self.pending_login_email = None;
                 self.login_email = Some(email);
@@ -374,28 +389,39 @@ impl Aggregate for Account {
                 self.pending_login_email = None;
                 self.retire_code(CodeSlot::new(CodePurpose::Recovery, crate::Channel::Sms));
                 self.retire_code(CodeSlot::new(CodePurpose::Recovery, crate::Channel::Email));
-                self.retire_code(CodeSlot::new(CodePurpose::LoginEmail, crate::Channel::Email));
+                self.retire_code(CodeSlot::new(
+                    CodePurpose::LoginEmail,
+                    crate::Channel::Email,
+                ));
                 // A reset link issued before the freeze may be the intruder's: the owner asks
                 // for a new one.
                 self.reset_token = None;
                 self.codes.retain(|c| c.purpose != CodePurpose::Reset);
             }
-            E::ChangeReverted { change, .. } => match change {
-                ProtectedChange::ContactMobile { previous, .. } => self.contact_mobile = previous,
-                ProtectedChange::ContactEmail { previous, .. } => self.contact_email = previous,
-                ProtectedChange::RecoveryMobile { previous, .. } => {
-                    self.recovery_mobile = previous;
-                }
-                ProtectedChange::RecoveryEmail { previous, .. } => self.recovery_email = previous,
-                ProtectedChange::LoginEmail { .. } => self.login_email = None,
-                ProtectedChange::Password | ProtectedChange::PasswordReset => {}
-            },
+            E::ChangeReverted { change, .. } => {
+                self.supersede(change.kind());
+                self.revert(change);
+            }
             E::AccountUnfrozen { .. } => self.frozen_since = None,
         }
     }
 }
 
 impl Account {
+    /// Restores the value `change` replaced.
+    fn revert(&mut self, change: ProtectedChange) {
+        match change {
+            ProtectedChange::ContactMobile { previous, .. } => self.contact_mobile = previous,
+            ProtectedChange::ContactEmail { previous, .. } => self.contact_email = previous,
+            ProtectedChange::RecoveryMobile { previous, .. } => {
+                self.recovery_mobile = previous;
+            }
+            ProtectedChange::RecoveryEmail { previous, .. } => self.recovery_email = previous,
+            ProtectedChange::LoginEmail { .. } => self.login_email = None,
+            ProtectedChange::Password | ProtectedChange::PasswordReset => {}
+        }
+    }
+
     /// The account's id; `None` before it was registered.
     pub fn account_id(&self) -> Option<&AccountId> {
         self.id.as_ref()
@@ -486,19 +512,26 @@ impl Account {
 
     /// Remembers the link of a change's notice, with the change it answers (described from the
     /// state before the change is applied), and forgets links that have lapsed.
-    fn remember_protection(
-        &mut self,
-        link: Option<ProtectionLink>,
-        change: ProtectedChange,
-    ) {
+    fn remember_protection(&mut self, link: Option<ProtectionLink>, change: ProtectedChange) {
         let Some(link) = link else { return };
         let issued_at = link.expires_at - PROTECTION_TOKEN_TTL;
         self.protections.retain(|p| p.expires_at > issued_at);
+        self.supersede(change.kind());
         self.protections.push(Protection {
             token_digest: link.token_digest,
+            revertible: change.is_revertible(),
             change,
             expires_at: link.expires_at,
         });
+    }
+
+    /// Links of earlier changes of the value `kind` can no longer undo them.
+    fn supersede(&mut self, kind: &str) {
+        for p in &mut self.protections {
+            if p.change.kind() == kind {
+                p.revertible = false;
+            }
+        }
     }
 
     fn password_check_succeeded(&mut self) {

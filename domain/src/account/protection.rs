@@ -83,6 +83,10 @@ pub struct Protection {
     pub token_digest: Digest,
     pub change: ProtectedChange,
     pub expires_at: DateTime<Utc>,
+    /// Whether following the link may still undo its change: only until a later change (or a
+    /// revert) of the same value, so an old link never undoes a newer value that happens to
+    /// equal the one it set.
+    pub revertible: bool,
 }
 
 /// Why an account was unfrozen.

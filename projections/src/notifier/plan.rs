@@ -12,7 +12,7 @@
 //! - Subscribed messages go to the verified contact values only.
 
 use chrono::{DateTime, Utc};
-use domain::account::{AccountSummary, PasswordChangeReason, Verifiable};
+use domain::account::{AccountSummary, PasswordChangeReason, ProtectedChange, Verifiable};
 use domain::values::{Email, Mobile};
 use domain::{Channel, CodePurpose, Sealed};
 use serde::Deserialize;
@@ -204,6 +204,11 @@ pub enum NotifierEvent {
     PasswordExpiryReminderSent {
         password_changed_at: DateTime<Utc>,
     },
+    /// A protection link undid a change (docs/adr/0009): a reverted contact value is back to
+    /// the one before, so later notices go there and not to the value that was undone.
+    ChangeReverted {
+        change: ProtectedChange,
+    },
     /// Any event that neither changes contact values nor sends anything.
     Other,
 }
@@ -341,6 +346,15 @@ impl NotifierEvent {
             "PasswordExpiryReminderSent" => Self::PasswordExpiryReminderSent {
                 password_changed_at: read::<Reminder>(payload)?.password_changed_at,
             },
+            "ChangeReverted" => {
+                #[derive(Deserialize)]
+                struct Reverted {
+                    change: ProtectedChange,
+                }
+                Self::ChangeReverted {
+                    change: read::<Reverted>(payload)?.change,
+                }
+            }
             _ => Self::Other,
         })
     }
@@ -507,6 +521,19 @@ pub fn plan_account_event(
                 json!({"account_id": account_id, "password_changed_at": password_changed_at}),
             );
         }
+        NotifierEvent::ChangeReverted { change } => match change {
+            ProtectedChange::ContactMobile { previous, .. } => {
+                contacts.mobile = previous
+                    .as_ref()
+                    .map(|p| (p.value.as_str().to_owned(), p.verified));
+            }
+            ProtectedChange::ContactEmail { previous, .. } => {
+                contacts.email = previous
+                    .as_ref()
+                    .map(|p| (p.value.as_str().to_owned(), p.verified));
+            }
+            _ => {}
+        },
         NotifierEvent::Other => {}
     }
     Plan {
@@ -553,5 +580,50 @@ pub fn plan_challenge(
             template: Template::Code,
             params: json!({"purpose": purpose, "sealed": sealed_code, "expires_at": expires_at}),
         }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recipients(plan: &Plan) -> Vec<String> {
+        plan.messages.iter().map(|m| m.recipient.clone()).collect()
+    }
+
+    #[test]
+    fn after_a_reverted_contact_email_notices_go_to_the_restored_value_not_the_undone_one() {
+        let mut contacts = Contacts {
+            email: Some(("owner@example.com".into(), true)),
+            ..Contacts::default()
+        };
+        let intruder = Email::parse("intruder@example.com").unwrap();
+        let owner = Email::parse("owner@example.com").unwrap();
+        let changed = NotifierEvent::ContactEmailChanged {
+            previous: Some(owner.clone()),
+            email: intruder.clone(),
+        };
+        plan_account_event("100000000001", 2, &changed, &mut contacts);
+        let reverted = NotifierEvent::parse(
+            "ChangeReverted",
+            serde_json::to_value(domain::AccountEvent::ChangeReverted {
+                change: ProtectedChange::ContactEmail {
+                    previous: Some(Verifiable {
+                        value: owner,
+                        verified: true,
+                    }),
+                    email: intruder,
+                },
+                reverted_at: Utc::now(),
+            })
+            .unwrap()["ChangeReverted"]
+                .clone(),
+        )
+        .unwrap();
+        plan_account_event("100000000001", 3, &reverted, &mut contacts);
+        assert_eq!(contacts.email, Some(("owner@example.com".into(), true)));
+        let later = NotifierEvent::PasswordReset;
+        let plan = plan_account_event("100000000001", 4, &later, &mut contacts);
+        assert_eq!(recipients(&plan), ["owner@example.com"]);
     }
 }

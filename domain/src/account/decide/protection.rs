@@ -9,7 +9,7 @@
 
 use super::Decision;
 use crate::account::protection::protection_token;
-use crate::account::{Account, AccountEvent, ProtectedChange, ProtectionLink};
+use crate::account::{Account, AccountEvent, ProtectedChange, Protection, ProtectionLink};
 use crate::error::DomainError;
 use crate::rules::PROTECTION_TOKEN_TTL;
 use crate::services::{Digest, DomainServices};
@@ -36,16 +36,15 @@ impl Account {
         }
     }
 
-    /// The change a live protection token answers.
-    pub fn protected_change(
+    /// The live protection link of `token_digest`.
+    pub fn protection(
         &self,
         token_digest: &Digest,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<&ProtectedChange, DomainError> {
+    ) -> Result<&Protection, DomainError> {
         self.protections
             .iter()
             .find(|p| &p.token_digest == token_digest && now < p.expires_at)
-            .map(|p| &p.change)
             .ok_or(DomainError::ProtectionTokenInvalid)
     }
 
@@ -55,8 +54,9 @@ impl Account {
         services: &DomainServices,
     ) -> Decision {
         let now = services.clock.now();
-        let change = self.protected_change(&token_digest, now)?.clone();
-        let revert = change.is_revertible() && self.still_stands(&change);
+        let protection = self.protection(&token_digest, now)?;
+        let change = protection.change.clone();
+        let revert = protection.revertible && self.still_stands(&change);
         let mut events = vec![AccountEvent::AccountFrozen {
             change: change.clone(),
             token_digest,
@@ -71,8 +71,8 @@ impl Account {
         Ok(events)
     }
 
-    /// Whether the value `change` set is still the current one: a later change (the owner's
-    /// own, say) is never overwritten by a revert of an earlier one.
+    /// Whether the value `change` set is still the current one (a second guard beside
+    /// `Protection::revertible`): a later value is never overwritten by a revert.
     fn still_stands(&self, change: &ProtectedChange) -> bool {
         match change {
             ProtectedChange::ContactMobile { mobile, .. } => self
