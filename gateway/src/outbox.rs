@@ -43,6 +43,8 @@ pub enum Kind {
     Code,
     /// The password-reset link.
     Link,
+    /// The "this wasn't me" link of a security notice (`/secure-account?token=…`).
+    Protection,
     /// The whole text.
     Text,
 }
@@ -141,16 +143,26 @@ async fn read(path: &Path) -> Result<Vec<Line>, OutboxError> {
         .collect())
 }
 
-/// The code (a run of exactly six digits: no other message holds one, SPEC §2), the reset link,
-/// or the text of a message.
+/// The code (a run of exactly six digits: no other message holds one outside a link's random
+/// token, SPEC §2), the reset link, the protection link, or the text of a message.
 fn extract(text: &str, kind: Kind) -> Option<String> {
+    let link = |path: &str| {
+        text.split_whitespace()
+            .find(|word| word.contains(path))
+            .map(str::to_owned)
+    };
     match kind {
         Kind::Text => Some(text.to_owned()),
-        Kind::Link => text
-            .split_whitespace()
-            .find(|word| word.contains("/reset-password?token="))
-            .map(str::to_owned),
+        Kind::Link => link("/reset-password?token="),
+        Kind::Protection => link("/secure-account?token="),
         Kind::Code => {
+            // A link's token is random and may hold six digits in a row: never a code.
+            let without_links: String = text
+                .split_whitespace()
+                .filter(|word| !word.contains("?token="))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let text = without_links.as_str();
             let bytes = text.as_bytes();
             let mut start = 0;
             while start < bytes.len() {
@@ -195,6 +207,19 @@ mod tests {
             Some("http://127.0.0.1:8080/reset-password?token=abc123-_X")
         );
         assert_eq!(extract(CODE, Kind::Link), None);
+    }
+
+    #[test]
+    fn a_protection_link_is_never_taken_for_a_code() {
+        let notice = "accountd security notice for account 100000000001: Your password was \
+                      changed. If this was you, nothing more is needed.\n\n\
+                      http://127.0.0.1:8080/secure-account?token=100000000001.ab123456cd";
+        assert_eq!(
+            extract(notice, Kind::Protection).as_deref(),
+            Some("http://127.0.0.1:8080/secure-account?token=100000000001.ab123456cd")
+        );
+        assert_eq!(extract(notice, Kind::Code), None);
+        assert_eq!(extract(notice, Kind::Link), None);
     }
 
     fn line(to: &str, text: &str) -> String {

@@ -340,3 +340,180 @@ impl World {
         .await;
     }
 }
+
+/// Everything the process logs, at every level, from the moment it is installed (the whole
+/// test binary: a global subscriber, since the notifier's tasks run on other threads).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn install() -> Self {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        logs
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The protection token of a notice's `…/secure-account?token=…` link.
+fn protection_token(m: &Received) -> String {
+    let prefix = format!("{}/secure-account?token=", PUBLIC_URL.trim_end_matches('/'));
+    let start = m
+        .text
+        .find(&prefix)
+        .unwrap_or_else(|| panic!("a protection link in {m:?}"))
+        + prefix.len();
+    m.text[start..]
+        .split_whitespace()
+        .next()
+        .expect("a token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_security_notice_carries_the_protection_link_of_its_own_change_and_only_there() {
+    use domain::Secrets;
+    use projections::bus::StreamKind;
+
+    let logs = Logs::install();
+    let world = World::with_nats(TestDatabase::postgres().await).await;
+    let inbox = Inbox::default();
+    let smtp = SmtpSink::start(inbox.clone()).await;
+    let sms = SmsSink::start(inbox.clone()).await;
+    let running = world.start(network_senders(&smtp, &sms), fast_settings());
+    let mut steps = Steps {
+        inbox: inbox.clone(),
+        seen: 0,
+    };
+    let (m1, m2, m3) = (mobile(21), mobile(22), mobile(23));
+    // (notices, the change kind their link must answer, the account)
+    let mut changes: Vec<(Vec<Received>, &str, domain::values::AccountId)> = Vec::new();
+    let notices = |got: Vec<Received>| got.into_iter().filter(|m| !m.is_code()).collect();
+
+    let (a, code) = world.sign_up_by_email("erin@example.com").await;
+    steps.next(1).await;
+    world.verify_contact_email(&a, code).await;
+
+    let code = world.change_contact_mobile(&a, &m1).await;
+    changes.push((notices(steps.next(3).await), "contact_mobile", a.clone()));
+    world.verify_contact_mobile(&a, code).await;
+
+    world.change_recovery_mobile(&a, &m2).await;
+    changes.push((notices(steps.next(3).await), "recovery_mobile", a.clone()));
+
+    world.change_password(&a, 2).await;
+    changes.push((notices(steps.next(2).await), "password", a.clone()));
+
+    let session = world.step_up(&a).await;
+    world
+        .execute(
+            &a,
+            AccountCommand::ChangeContactEmail {
+                session_id: session,
+                email: email("frank@example.com"),
+                code_id: "contact-email-erin".into(),
+            },
+        )
+        .await;
+    changes.push((notices(steps.next(4).await), "contact_email", a.clone()));
+
+    let (b, _) = world.sign_up_by_email("gina@example.com").await;
+    steps.next(1).await;
+    let reset = world.issue_reset_token(&b).await;
+    steps.next(1).await;
+    world.reset_password(&b, &reset, 3).await;
+    changes.push((notices(steps.next(1).await), "password_reset", b.clone()));
+
+    let c = world.sign_up_by_mobile(&m3).await;
+    world.bind_login_email(&c, "hank@example.com").await;
+    let got = notices(steps.next(4).await);
+    let (bound, set): (Vec<_>, Vec<_>) = got
+        .into_iter()
+        .partition(|m| m.text.contains("A login email was bound"));
+    changes.push((bound, "login_email", c.clone()));
+    changes.push((set, "password", c.clone()));
+
+    let mut tokens = std::collections::BTreeSet::new();
+    for (notices, kind, account) in &changes {
+        assert!(!notices.is_empty(), "notices of a {kind} change");
+        let token = protection_token(&notices[0]);
+        for m in notices {
+            assert_eq!(
+                protection_token(m),
+                token,
+                "every notice of one change carries the same link: {m:?}"
+            );
+        }
+        let digest = world.keyring.token_digest(&token);
+        let state = world.account(account).await;
+        let protection = state
+            .protections
+            .iter()
+            .find(|p| p.token_digest == digest)
+            .unwrap_or_else(|| panic!("the link of a {kind} notice is live on {account}"));
+        assert_eq!(protection.change.kind(), *kind, "{notices:#?}");
+        assert!(
+            token.starts_with(&format!("{}.", account.as_str())),
+            "the token names its account"
+        );
+        assert!(tokens.insert(token), "a link of its own for each change");
+    }
+
+    // Nothing but the notices holds a token in clear: not the bus, not the delivery log's
+    // parameters, not the logs.
+    inbox.settle_at(steps.seen).await;
+    assert_no_leaks(&inbox.all());
+    let codes: Vec<_> = inbox.all().into_iter().filter(|m| m.is_code()).collect();
+    world.relay_all(&world.relay()).await;
+    let expected = world.count_events("Account").await;
+    let published = read_stream(&world.bus, StreamKind::AccountEvents, expected).await;
+    running.stop().await;
+    let logged = logs.text();
+    assert!(
+        logged.contains("notification planner active"),
+        "the capture holds the notifier's logs"
+    );
+    for token in &tokens {
+        for m in &published {
+            assert!(
+                !String::from_utf8_lossy(&m.payload).contains(token.as_str()),
+                "a protection token on the bus: {}",
+                m.subject
+            );
+        }
+        for m in &codes {
+            assert!(
+                !m.text.contains(token.as_str()),
+                "a token in a code message"
+            );
+        }
+        assert!(
+            !logged.contains(token.as_str()),
+            "a protection token in the logs"
+        );
+        let random = token.split_once('.').unwrap().1;
+        assert!(
+            !logged.contains(random),
+            "a protection token's secret part in the logs"
+        );
+    }
+    world.clean_up().await;
+}

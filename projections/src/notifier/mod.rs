@@ -71,7 +71,7 @@ pub enum NotifyError {
 /// How the workers behave. `Default` is production's.
 #[derive(Debug, Clone)]
 pub struct NotifierSettings {
-    /// `ACCOUNTD_PUBLIC_URL`: the base of reset links (a trailing slash is ignored).
+    /// `ACCOUNTD_PUBLIC_URL`: the base of reset and protection links (a trailing slash is ignored).
     pub public_url: String,
     /// The durable consumer's name on `NOTIFICATION_REQUESTS`.
     pub durable: String,

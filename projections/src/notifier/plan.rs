@@ -148,7 +148,9 @@ impl Notice {
     }
 }
 
-/// An account event as the notifier reads it: only the fields it needs.
+/// An account event as the notifier reads it: only the fields it needs. `link` is the sealed
+/// token of the change's protection link (docs/adr/0009), absent on events recorded before
+/// links existed; its notices carry `{public_url}/secure-account?token=…`.
 #[derive(Debug, Clone)]
 pub enum NotifierEvent {
     Registered {
@@ -165,10 +167,12 @@ pub enum NotifierEvent {
     ContactMobileChanged {
         previous: Option<Mobile>,
         mobile: Mobile,
+        link: Option<Sealed>,
     },
     ContactEmailChanged {
         previous: Option<Email>,
         email: Email,
+        link: Option<Sealed>,
     },
     ContactMobileVerified {
         mobile: Mobile,
@@ -179,18 +183,24 @@ pub enum NotifierEvent {
     RecoveryMobileChanged {
         previous: Option<Mobile>,
         mobile: Mobile,
+        link: Option<Sealed>,
     },
     RecoveryEmailChanged {
         previous: Option<Email>,
         email: Email,
+        link: Option<Sealed>,
     },
     LoginEmailBound {
         email: Email,
+        link: Option<Sealed>,
     },
     PasswordChanged {
         reason: PasswordChangeReason,
+        link: Option<Sealed>,
     },
-    PasswordReset,
+    PasswordReset {
+        link: Option<Sealed>,
+    },
     ResetTokenIssued {
         sealed_token: Sealed,
         login_email: Email,
@@ -229,15 +239,35 @@ impl NotifierEvent {
             sealed_code: Sealed,
             expires_at: DateTime<Utc>,
         }
+        /// The part of an event's `protection` the notifier needs: never the digest.
+        #[derive(Deserialize)]
+        struct Link {
+            sealed_token: Sealed,
+        }
         #[derive(Deserialize)]
         struct MobileChange {
             previous: Option<Mobile>,
             mobile: Mobile,
+            #[serde(default)]
+            protection: Option<Link>,
         }
         #[derive(Deserialize)]
         struct EmailChange {
             previous: Option<Email>,
             email: Email,
+            #[serde(default)]
+            protection: Option<Link>,
+        }
+        #[derive(Deserialize)]
+        struct Bound {
+            email: Email,
+            #[serde(default)]
+            protection: Option<Link>,
+        }
+        #[derive(Deserialize)]
+        struct Reset {
+            #[serde(default)]
+            protection: Option<Link>,
         }
         #[derive(Deserialize)]
         struct MobileOnly {
@@ -250,6 +280,8 @@ impl NotifierEvent {
         #[derive(Deserialize)]
         struct Changed {
             reason: PasswordChangeReason,
+            #[serde(default)]
+            protection: Option<Link>,
         }
         #[derive(Deserialize)]
         struct ResetToken {
@@ -268,6 +300,7 @@ impl NotifierEvent {
             password_changed_at: DateTime<Utc>,
         }
         use serde_json::from_value as read;
+        let link = |p: Option<Link>| p.map(|l| l.sealed_token);
         Ok(match event_type {
             "AccountRegistered" => {
                 let e: Registered = read(payload)?;
@@ -291,6 +324,7 @@ impl NotifierEvent {
                 Self::ContactMobileChanged {
                     previous: e.previous,
                     mobile: e.mobile,
+                    link: link(e.protection),
                 }
             }
             "ContactEmailChanged" => {
@@ -298,6 +332,7 @@ impl NotifierEvent {
                 Self::ContactEmailChanged {
                     previous: e.previous,
                     email: e.email,
+                    link: link(e.protection),
                 }
             }
             "ContactMobileVerified" => Self::ContactMobileVerified {
@@ -311,6 +346,7 @@ impl NotifierEvent {
                 Self::RecoveryMobileChanged {
                     previous: e.previous,
                     mobile: e.mobile,
+                    link: link(e.protection),
                 }
             }
             "RecoveryEmailChanged" => {
@@ -318,15 +354,26 @@ impl NotifierEvent {
                 Self::RecoveryEmailChanged {
                     previous: e.previous,
                     email: e.email,
+                    link: link(e.protection),
                 }
             }
-            "LoginEmailBound" => Self::LoginEmailBound {
-                email: read::<EmailOnly>(payload)?.email,
+            "LoginEmailBound" => {
+                let e: Bound = read(payload)?;
+                Self::LoginEmailBound {
+                    email: e.email,
+                    link: link(e.protection),
+                }
+            }
+            "PasswordChanged" => {
+                let e: Changed = read(payload)?;
+                Self::PasswordChanged {
+                    reason: e.reason,
+                    link: link(e.protection),
+                }
+            }
+            "PasswordReset" => Self::PasswordReset {
+                link: link(read::<Reset>(payload)?.protection),
             },
-            "PasswordChanged" => Self::PasswordChanged {
-                reason: read::<Changed>(payload)?.reason,
-            },
-            "PasswordReset" => Self::PasswordReset,
             "ResetTokenIssued" => {
                 let e: ResetToken = read(payload)?;
                 Self::ResetTokenIssued {
@@ -370,7 +417,14 @@ pub fn plan_account_event(
     contacts.last_sequence = sequence;
     let mut source_id = format!("{account_id}:{sequence}");
     let mut messages = Vec::new();
-    let notice = |notice: Notice, masked: Option<String>| json!({"notice": notice.as_str(), "account_id": account_id, "masked_value": masked});
+    let notice = |notice: Notice, masked: Option<String>, link: &Option<Sealed>| {
+        let mut params =
+            json!({"notice": notice.as_str(), "account_id": account_id, "masked_value": masked});
+        if let Some(sealed) = link {
+            params["sealed_link"] = json!(sealed);
+        }
+        params
+    };
     let to_contacts = |contacts: &Contacts, template: Template, params: Value| {
         contacts
             .all()
@@ -407,9 +461,13 @@ pub fn plan_account_event(
             template: Template::Code,
             params: json!({"purpose": purpose, "sealed": sealed_code, "expires_at": expires_at}),
         }),
-        NotifierEvent::ContactMobileChanged { previous, mobile } => {
+        NotifierEvent::ContactMobileChanged {
+            previous,
+            mobile,
+            link,
+        } => {
             contacts.mobile = Some((mobile.as_str().to_owned(), false));
-            let params = notice(Notice::ContactMobileChanged, Some(mobile.masked()));
+            let params = notice(Notice::ContactMobileChanged, Some(mobile.masked()), link);
             messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
             if let Some(previous) = previous.as_ref().filter(|p| *p != mobile) {
                 messages.push(Planned {
@@ -420,9 +478,13 @@ pub fn plan_account_event(
                 });
             }
         }
-        NotifierEvent::ContactEmailChanged { previous, email } => {
+        NotifierEvent::ContactEmailChanged {
+            previous,
+            email,
+            link,
+        } => {
             contacts.email = Some((email.as_str().to_owned(), false));
-            let params = notice(Notice::ContactEmailChanged, Some(email.masked()));
+            let params = notice(Notice::ContactEmailChanged, Some(email.masked()), link);
             messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
             if let Some(previous) = previous.as_ref().filter(|p| *p != email) {
                 messages.push(Planned {
@@ -447,8 +509,12 @@ pub fn plan_account_event(
                 }
             }
         }
-        NotifierEvent::RecoveryMobileChanged { previous, mobile } => {
-            let params = notice(Notice::RecoveryMobileChanged, Some(mobile.masked()));
+        NotifierEvent::RecoveryMobileChanged {
+            previous,
+            mobile,
+            link,
+        } => {
+            let params = notice(Notice::RecoveryMobileChanged, Some(mobile.masked()), link);
             messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
             if let Some(previous) = previous.as_ref().filter(|p| *p != mobile) {
                 messages.push(Planned {
@@ -459,8 +525,12 @@ pub fn plan_account_event(
                 });
             }
         }
-        NotifierEvent::RecoveryEmailChanged { previous, email } => {
-            let params = notice(Notice::RecoveryEmailChanged, Some(email.masked()));
+        NotifierEvent::RecoveryEmailChanged {
+            previous,
+            email,
+            link,
+        } => {
+            let params = notice(Notice::RecoveryEmailChanged, Some(email.masked()), link);
             messages = to_contacts(contacts, Template::SecurityNotice, params.clone());
             if let Some(previous) = previous.as_ref().filter(|p| *p != email) {
                 messages.push(Planned {
@@ -471,22 +541,22 @@ pub fn plan_account_event(
                 });
             }
         }
-        NotifierEvent::LoginEmailBound { email } => {
-            let params = notice(Notice::LoginEmailBound, Some(email.masked()));
+        NotifierEvent::LoginEmailBound { email, link } => {
+            let params = notice(Notice::LoginEmailBound, Some(email.masked()), link);
             messages = to_contacts(contacts, Template::SecurityNotice, params);
         }
-        NotifierEvent::PasswordChanged { reason } => {
+        NotifierEvent::PasswordChanged { reason, link } => {
             let kind = match reason {
                 PasswordChangeReason::Change => Notice::PasswordChanged,
                 PasswordChangeReason::LoginEmailBound => Notice::PasswordSet,
             };
-            messages = to_contacts(contacts, Template::SecurityNotice, notice(kind, None));
+            messages = to_contacts(contacts, Template::SecurityNotice, notice(kind, None, link));
         }
-        NotifierEvent::PasswordReset => {
+        NotifierEvent::PasswordReset { link } => {
             messages = to_contacts(
                 contacts,
                 Template::SecurityNotice,
-                notice(Notice::PasswordReset, None),
+                notice(Notice::PasswordReset, None, link),
             );
         }
         NotifierEvent::ResetTokenIssued {
@@ -602,6 +672,7 @@ mod tests {
         let changed = NotifierEvent::ContactEmailChanged {
             previous: Some(owner.clone()),
             email: intruder.clone(),
+            link: None,
         };
         plan_account_event("100000000001", 2, &changed, &mut contacts);
         let reverted = NotifierEvent::parse(
@@ -622,7 +693,7 @@ mod tests {
         .unwrap();
         plan_account_event("100000000001", 3, &reverted, &mut contacts);
         assert_eq!(contacts.email, Some(("owner@example.com".into(), true)));
-        let later = NotifierEvent::PasswordReset;
+        let later = NotifierEvent::PasswordReset { link: None };
         let plan = plan_account_event("100000000001", 4, &later, &mut contacts);
         assert_eq!(recipients(&plan), ["owner@example.com"]);
     }

@@ -4,12 +4,13 @@
 //!
 //! No message other than a code message contains a run of exactly six digits (SPEC §2): masked
 //! values that would show one are left out, subscribed messages with one are refused upstream,
-//! and [`render`] checks the result. The one exception is the reset link, whose random token may
-//! by chance hold six digits in a row (about once in 4,000 links).
+//! and [`render`] checks the result. The exceptions are the random tokens of the reset link and
+//! of a security notice's protection link (docs/adr/0009), which may by chance hold six digits
+//! in a row (about once in 4,000 links): a notice's text is checked without its link.
 
 use chrono::{DateTime, Utc};
 use domain::account::AccountSummary;
-use domain::rules::CODE_TTL;
+use domain::rules::{CODE_TTL, PROTECTION_TOKEN_TTL};
 use domain::{Channel, CodePurpose, Sealed};
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +28,7 @@ pub struct Rendered {
 
 impl std::fmt::Debug for Rendered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The text may hold a code or a reset link.
+        // The text may hold a code, a reset link or a protection link.
         f.debug_struct("Rendered")
             .field("subject", &self.subject)
             .finish_non_exhaustive()
@@ -57,11 +58,15 @@ pub fn render(
         Template::Code => code(channel, params, unsealer)?,
         Template::AccountInfo => account_info(params)?,
         Template::ResetLink => reset_link(params, unsealer, public_url)?,
-        Template::SecurityNotice => security_notice(params)?,
+        Template::SecurityNotice => security_notice(params, unsealer, public_url)?,
         Template::PasswordReminder => password_reminder(params)?,
         Template::Subscribed => subscribed(channel, params)?,
     };
-    let exempt = matches!(template, Template::Code | Template::ResetLink);
+    // A security notice checked its text before adding its link.
+    let exempt = matches!(
+        template,
+        Template::Code | Template::ResetLink | Template::SecurityNotice
+    );
     if !exempt && (has_six_digit_run(&rendered.subject) || has_six_digit_run(&rendered.text)) {
         return Err(RenderError::LooksLikeACode);
     }
@@ -173,12 +178,19 @@ pub fn notice_subject(notice: Notice) -> &'static str {
     }
 }
 
-fn security_notice(params: &Value) -> Result<Rendered, RenderError> {
+fn security_notice(
+    params: &Value,
+    unsealer: &dyn Unsealer,
+    public_url: &str,
+) -> Result<Rendered, RenderError> {
     #[derive(Deserialize)]
     struct Params {
         notice: String,
         account_id: String,
         masked_value: Option<String>,
+        /// The change's protection token, sealed (absent on changes recorded before links).
+        #[serde(default)]
+        sealed_link: Option<Sealed>,
     }
     let p: Params = read(params)?;
     let notice = Notice::parse(&p.notice)
@@ -188,14 +200,33 @@ fn security_notice(params: &Value) -> Result<Rendered, RenderError> {
         Some(value) => format!(" It is now {value}."),
         None => String::new(),
     };
+    let mut text = format!(
+        "accountd security notice for account {}: {subject}.{detail} If this was you, \
+         nothing more is needed.",
+        p.account_id
+    );
+    let advice = match &p.sealed_link {
+        Some(_) => format!(
+            " If it was not, open this link within {} days: it ends every session, undoes this \
+             change where it can and locks the account until you reset your password.",
+            PROTECTION_TOKEN_TTL.num_days()
+        ),
+        None => " If it was not, reset your password at once and review your account's \
+                 contact and recovery settings."
+            .to_owned(),
+    };
+    text.push_str(&advice);
+    if has_six_digit_run(subject) || has_six_digit_run(&text) {
+        return Err(RenderError::LooksLikeACode);
+    }
+    if let Some(sealed) = &p.sealed_link {
+        let token = unsealer.open(sealed).ok_or(RenderError::Unsealable)?;
+        let base = public_url.trim_end_matches('/');
+        text.push_str(&format!("\n\n{base}/secure-account?token={token}"));
+    }
     Ok(Rendered {
         subject: subject.to_owned(),
-        text: format!(
-            "accountd security notice for account {}: {subject}.{detail} If this was you, \
-             nothing more is needed. If it was not, reset your password at once and review \
-             your account's contact and recovery settings.",
-            p.account_id
-        ),
+        text,
     })
 }
 
