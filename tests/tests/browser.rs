@@ -7,7 +7,7 @@ use std::time::Duration;
 use gateway::outbox::{wait, Kind};
 use serde_json::json;
 use tests::browser::Browser;
-use tests::{on_both_backends, spawn_app, Backend, TestApp, PASSWORD};
+use tests::{assert_problem, on_both_backends, spawn_app, Backend, TestApp, PASSWORD};
 
 const NEW_PASSWORD: &str = "Qx2!rTy8#u";
 const RECOVERY_EMAIL: &str = "rescue@example.org";
@@ -128,3 +128,52 @@ async fn a_person_resets_the_password_from_the_emailed_link(backend: Backend) {
     app.stop().await;
 }
 on_both_backends!(a_person_resets_the_password_from_the_emailed_link);
+
+/// "This wasn't me" (docs/adr/0009): the link of the notice about a new recovery email opened
+/// in headless Chromium; nothing happens on load, the button secures the account, the change
+/// is undone, password sign-in answers `account_frozen`, and the used link says so.
+async fn a_person_secures_the_account_from_a_security_notice(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let email = "grace@example.com";
+    account_with_recovery_email(&app, email).await;
+    let link = mail(&app, email, Kind::Protection, 0).await;
+    let path = link
+        .strip_prefix("http://127.0.0.1:8080")
+        .unwrap_or_else(|| panic!("a link on the public URL: {link}"));
+    assert!(path.starts_with("/secure-account?token="), "{link}");
+    let url = format!("{}{path}", app.base);
+
+    let browser = Browser::start().await;
+    browser.open(&url).await;
+    browser.wait_for(&visible("secure-form")).await;
+    // Opening the page changes nothing: a mail scanner following the link freezes nothing.
+    app.sign_in(email, PASSWORD).await;
+
+    browser.click("#secure").await;
+    browser.wait_for(&visible("done")).await;
+    assert!(
+        browser.text("#done-revert").await.contains("was undone"),
+        "the page says the recovery email change was undone"
+    );
+    let frozen = app
+        .post(
+            "/v1/sessions",
+            None,
+            json!({"login": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_problem(&frozen, 403, "account_frozen");
+
+    // The link works once.
+    browser.open(&url).await;
+    browser.wait_for(&visible("secure-form")).await;
+    browser.click("#secure").await;
+    browser.wait_for(&visible("message")).await;
+    assert!(
+        browser.text("#message").await.contains("no longer valid"),
+        "a used link says it is no longer valid"
+    );
+    drop(browser);
+    app.stop().await;
+}
+on_both_backends!(a_person_secures_the_account_from_a_security_notice);

@@ -7,12 +7,15 @@
 //!   assets (`/assets/accountd.css`, `/assets/accountd.js` with the `accountd.api` helper) and
 //!   [`routes`].
 //! - `reset_password.rs`: `GET /reset-password?token=…`, the link in the reset email.
+//! - `secure_account.rs`: `GET /secure-account?token=…`, the "this wasn't me" link of every
+//!   security notice.
 //! - `assets/`: the CSS, the shared script and one script per page, compiled into the binary.
 //!
 //! To add a page: a module with its body and script (see `reset_password.rs`), one `route` line
 //! for the page and one for its script in [`routes`].
 
 mod reset_password;
+mod secure_account;
 
 use axum::http::header::{self, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +37,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/reset-password", get(reset_password::page))
         .route("/assets/reset-password.js", get(reset_password::script))
+        .route("/secure-account", get(secure_account::page))
+        .route("/assets/secure-account.js", get(secure_account::script))
         .route(
             "/assets/accountd.css",
             get(|| async { asset("text/css", CSS) }),
