@@ -25,6 +25,9 @@ pub struct NewSession {
     pub account_id: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The client it is opened from (shown in the person's list of sessions).
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// Where sessions live (operational state).

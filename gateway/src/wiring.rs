@@ -75,6 +75,9 @@ impl commands::ports::SessionStore for ReadSessions {
                 account_id: session.account_id.clone(),
                 created_at: session.created_at,
                 expires_at: session.expires_at,
+                last_used_at: Some(session.created_at),
+                ip: session.ip.clone(),
+                user_agent: session.user_agent.clone(),
             };
             self.0
                 .create_session(token, &session)

@@ -15,7 +15,15 @@ pub struct Session {
     pub account_id: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The last request made with it (to the minute), from its creation on.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address and user agent it was opened from, when known.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
 }
+
+/// How often a session's use is written: at most once a minute.
+pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 
 /// The at-rest form of a bearer token.
 pub fn token_hash(token: &str) -> String {
@@ -35,6 +43,37 @@ impl ReadStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, ReadError> {
         self.sessions.active(&token_hash(token), now).await
+    }
+
+    /// The live sessions of `account_id` at `now`, newest first.
+    pub async fn live_sessions(
+        &self,
+        account_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Session>, ReadError> {
+        self.sessions.live(account_id, now).await
+    }
+
+    /// Records that `session_id` was used at `now` (at most once per [`TOUCH_EVERY`]).
+    pub async fn touch_session(
+        &self,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ReadError> {
+        self.sessions
+            .touch(session_id, now, now - TOUCH_EVERY)
+            .await
+    }
+
+    /// Revokes the live session `session_id` when it belongs to `account_id`; false otherwise
+    /// (unknown, someone else's, ended).
+    pub async fn revoke_own_session(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ReadError> {
+        self.sessions.revoke_own(account_id, session_id, now).await
     }
 
     /// Revokes one session.

@@ -25,6 +25,9 @@ fn session(id: &str, account: &str, created_at: DateTime<Utc>) -> Session {
         account_id: account.to_owned(),
         created_at,
         expires_at: created_at + SESSION_TTL,
+        last_used_at: None,
+        ip: None,
+        user_agent: None,
     }
 }
 

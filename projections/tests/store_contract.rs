@@ -18,6 +18,7 @@ on_both_backends!(
     the_profile_store_answers_each_lookup_from_the_stored_facts,
     the_reminder_query_finds_passwords_set_before_the_instant_not_yet_reminded,
     the_session_store_finds_only_live_sessions_and_revokes_them,
+    a_person_lists_their_live_sessions_and_ends_only_their_own,
     a_checkpoint_moves_only_from_where_it_is_expected,
     a_projection_transaction_is_all_or_nothing,
     a_rebuild_swaps_the_copies_in_and_sets_the_checkpoint,
@@ -177,6 +178,9 @@ async fn the_session_store_finds_only_live_sessions_and_revokes_them(db: TestDat
         account_id: account.to_owned(),
         created_at: t0(),
         expires_at: t0() + Duration::hours(12),
+        last_used_at: None,
+        ip: None,
+        user_agent: None,
     };
     for (hash, s) in [
         ("h1", session("s1", A)),
@@ -201,6 +205,76 @@ async fn the_session_store_finds_only_live_sessions_and_revokes_them(db: TestDat
     assert!(
         store.active("h4", t0()).await.unwrap().is_some(),
         "another account's"
+    );
+}
+
+async fn a_person_lists_their_live_sessions_and_ends_only_their_own(db: TestDatabase) {
+    let read = open(&db).await;
+    let store = read.sessions();
+    let session = |id: &str, account: &str, minutes: i64| Session {
+        session_id: id.to_owned(),
+        account_id: account.to_owned(),
+        created_at: t0() + Duration::minutes(minutes),
+        expires_at: t0() + Duration::hours(12),
+        last_used_at: Some(t0() + Duration::minutes(minutes)),
+        ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some(format!("agent-{id}")),
+    };
+    for (hash, s) in [
+        ("h1", session("s1", A, 0)),
+        ("h2", session("s2", A, 1)),
+        ("h3", session("s3", B, 2)),
+    ] {
+        store.create(hash, &s).await.unwrap();
+    }
+    let now = t0() + Duration::minutes(5);
+    let ids = |list: Vec<Session>| list.into_iter().map(|s| s.session_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.live(A, now).await.unwrap()),
+        ["s2", "s1"],
+        "newest first"
+    );
+    assert_eq!(store.live(A, now).await.unwrap()[1], session("s1", A, 0));
+
+    // A use is written unless one was written after `unless_after`.
+    store
+        .touch("s1", now, now - Duration::minutes(1))
+        .await
+        .unwrap();
+    let used = |list: Vec<Session>| {
+        list.iter()
+            .find(|s| s.session_id == "s1")
+            .unwrap()
+            .last_used_at
+    };
+    assert_eq!(used(store.live(A, now).await.unwrap()), Some(now));
+    let soon = now + Duration::seconds(10);
+    store
+        .touch("s1", soon, soon - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        used(store.live(A, now).await.unwrap()),
+        Some(now),
+        "at most once a minute"
+    );
+
+    assert!(
+        !store.revoke_own(A, "s3", now).await.unwrap(),
+        "another account's"
+    );
+    assert!(store.active("h3", now).await.unwrap().is_some());
+    assert!(store.revoke_own(A, "s2", now).await.unwrap());
+    assert!(
+        !store.revoke_own(A, "s2", now).await.unwrap(),
+        "already ended"
+    );
+    assert_eq!(ids(store.live(A, now).await.unwrap()), ["s1"]);
+    let expiry = t0() + Duration::hours(12);
+    assert!(store.live(A, expiry).await.unwrap().is_empty(), "expired");
+    assert!(
+        !store.revoke_own(A, "s1", expiry).await.unwrap(),
+        "an expired one is not live"
     );
 }
 

@@ -109,7 +109,7 @@ impl CommandService {
             self.execute(&id, command, context).await
         })
         .await?;
-        self.open_session(id, session_id).await
+        self.open_session(id, session_id, context).await
     }
 
     /// Sign-in with the login mobile and the code of challenge `code_id`.
@@ -133,13 +133,14 @@ impl CommandService {
             session_id: session_id.clone(),
         };
         self.execute(&owner, command, context).await?;
-        self.open_session(owner, session_id).await
+        self.open_session(owner, session_id, context).await
     }
 
     async fn open_session(
         &self,
         account_id: AccountId,
         session_id: SessionId,
+        context: &CommandContext,
     ) -> Result<SignedIn, ServiceError> {
         let token = random_token();
         let created_at = self.now();
@@ -148,6 +149,8 @@ impl CommandService {
             account_id: account_id.as_str().to_owned(),
             created_at,
             expires_at: created_at + SESSION_TTL,
+            ip: context.ip.map(|ip| ip.to_string()),
+            user_agent: context.user_agent.clone(),
         };
         self.sessions()
             .create(&token, &session)

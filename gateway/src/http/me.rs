@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use commands::flows::IdentityProof;
@@ -52,6 +52,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/me/login-email/confirmation", post(confirm_login_email))
         .route("/v1/me/password", put(change_password))
         .route("/v1/me/history", get(history))
+        .route(
+            "/v1/me/sessions",
+            get(list_sessions).delete(end_other_sessions),
+        )
+        .route("/v1/me/sessions/{session_id}", delete(end_session))
 }
 
 fn actor(session: &Session) -> Actor {
@@ -448,6 +453,96 @@ pub async fn change_password(
             &body.new_password,
             &body.new_password_confirmation,
             &client.context(actor(&session)),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A live session of the account, as its owner sees it (never its token).
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    /// The last request made with it, to the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client address and user agent it was opened from, when known.
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session of this request.
+    pub current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+}
+
+/// The account's live sessions, newest first: where it is signed in, so that its owner can
+/// end what they do not recognise (docs/adr/0009).
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+    responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    session: Session,
+) -> ApiResult<Json<SessionList>> {
+    let live = state
+        .read
+        .live_sessions(session.account_id.as_str(), state.service.now())
+        .await?;
+    Ok(Json(SessionList {
+        sessions: live
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.session_id == session.session_id.as_str(),
+                id: s.session_id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                ip: s.ip,
+                user_agent: s.user_agent,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one live session of the account (the current one too). A session that is not the
+/// account's own, or no longer live, answers 404: the route tells nothing about others.
+#[utoipa::path(delete, path = "/v1/me/sessions/{session_id}", tag = "me",
+    security(("bearer" = [])),
+    params(("session_id" = String, Path, description = "An id from GET /v1/me/sessions")),
+    responses((status = 204), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn end_session(
+    State(state): State<AppState>,
+    session: Session,
+    Path(session_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let ended = state
+        .read
+        .revoke_own_session(
+            session.account_id.as_str(),
+            &session_id,
+            state.service.now(),
+        )
+        .await?;
+    if ended {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Ends every live session of the account but the current one.
+#[utoipa::path(delete, path = "/v1/me/sessions", tag = "me", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = Problem)))]
+pub async fn end_other_sessions(
+    State(state): State<AppState>,
+    session: Session,
+) -> ApiResult<StatusCode> {
+    state
+        .read
+        .revoke_sessions_of(
+            session.account_id.as_str(),
+            Some(session.session_id.as_str()),
+            state.service.now(),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

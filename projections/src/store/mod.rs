@@ -58,6 +58,23 @@ pub trait SessionStore: Send + Sync {
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, ReadError>;
+    /// The live sessions of `account_id` at `now`, newest first.
+    async fn live(&self, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>, ReadError>;
+    /// Records a use of `session_id` at `now`, unless one was recorded after `unless_after`
+    /// (one write per session a minute, not one per request).
+    async fn touch(
+        &self,
+        session_id: &str,
+        now: DateTime<Utc>,
+        unless_after: DateTime<Utc>,
+    ) -> Result<(), ReadError>;
+    /// Revokes the live session `session_id` of `account_id`; false when there is none.
+    async fn revoke_own(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ReadError>;
     async fn revoke(&self, session_id: &str, now: DateTime<Utc>) -> Result<(), ReadError>;
     /// Revokes every live session of `account_id` but the one with id `keep`.
     async fn revoke_all_but(

@@ -26,6 +26,9 @@ pub(crate) struct Statements {
     pub profile_sequence: &'static str,
     pub create_session: &'static str,
     pub active_session: &'static str,
+    pub live_sessions: &'static str,
+    pub touch_session: &'static str,
+    pub revoke_own_session: &'static str,
     pub revoke_session: &'static str,
     pub revoke_sessions_but: &'static str,
     pub checkpoint: &'static str,
@@ -169,6 +172,8 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'r> Session: FromRow<'r, DB::Row>,
 {
     async fn create(&self, token_hash: &str, session: &Session) -> Result<(), ReadError> {
@@ -178,9 +183,50 @@ where
             .bind(session.account_id.as_str())
             .bind(session.created_at)
             .bind(session.expires_at)
+            .bind(session.last_used_at)
+            .bind(session.ip.as_deref())
+            .bind(session.user_agent.as_deref())
             .execute(&self.0)
             .await?;
         Ok(())
+    }
+
+    async fn live(&self, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>, ReadError> {
+        Ok(sqlx::query_as(DB::SQL.live_sessions)
+            .bind(account_id)
+            .bind(now)
+            .fetch_all(&self.0)
+            .await?)
+    }
+
+    async fn touch(
+        &self,
+        session_id: &str,
+        now: DateTime<Utc>,
+        unless_after: DateTime<Utc>,
+    ) -> Result<(), ReadError> {
+        sqlx::query(DB::SQL.touch_session)
+            .bind(session_id)
+            .bind(now)
+            .bind(unless_after)
+            .execute(&self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn revoke_own(
+        &self,
+        account_id: &str,
+        session_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, ReadError> {
+        let done = sqlx::query(DB::SQL.revoke_own_session)
+            .bind(session_id)
+            .bind(account_id)
+            .bind(now)
+            .execute(&self.0)
+            .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn active(

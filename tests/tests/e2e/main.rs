@@ -20,6 +20,7 @@ mod password_reset;
 mod protection;
 mod recovery_values;
 mod secrets;
+mod sessions;
 mod sign_in;
 mod sign_up;
 mod step_up;

@@ -56,10 +56,20 @@ impl Dialect for Postgres {
              ORDER BY password_changed_at LIMIT $2",
         profile_sequence: "SELECT last_sequence FROM profiles WHERE account_id = $1",
         create_session: "INSERT INTO sessions \
-             (token_hash, session_id, account_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        active_session: "SELECT session_id, account_id, created_at, expires_at FROM sessions \
-             WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+             (token_hash, session_id, account_id, created_at, expires_at, last_used_at, ip, \
+             user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        active_session:
+            "SELECT session_id, account_id, created_at, expires_at, last_used_at, ip, user_agent \
+             FROM sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+        live_sessions:
+            "SELECT session_id, account_id, created_at, expires_at, last_used_at, ip, user_agent \
+             FROM sessions WHERE account_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             ORDER BY created_at DESC, session_id",
+        touch_session: "UPDATE sessions SET last_used_at = $2 \
+             WHERE session_id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+        revoke_own_session: "UPDATE sessions SET revoked_at = $3 \
+             WHERE session_id = $1 AND account_id = $2 AND revoked_at IS NULL \
+             AND expires_at > $3",
         revoke_session: "UPDATE sessions SET revoked_at = $2 \
              WHERE session_id = $1 AND revoked_at IS NULL",
         revoke_sessions_but: "UPDATE sessions SET revoked_at = $2 \
