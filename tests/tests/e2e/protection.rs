@@ -159,6 +159,44 @@ async fn a_hostile_recovery_mobile_change_is_undone_from_its_notice(backend: Bac
         .await;
     assert_eq!(verified.body["ok"], true, "{verified:?}");
 
+    // What `accountd audit state ID --at T` and `accountd audit verify ID` print (the CLI's own
+    // functions): the frozen state with the restored mobile, and a chain that holds after the
+    // revert.
+    {
+        use gateway::audit::{self, Format, VerifyTarget};
+        let service = &audit::service(&app.store, app.read.clone(), 90);
+        let account = domain::values::AccountId::parse(&id).expect("an account id");
+        let at: chrono::DateTime<chrono::Utc> = frozen_at.parse().expect("RFC 3339");
+        let mut out = Vec::new();
+        assert!(audit::state(service, &account, at, Format::Json, &mut out)
+            .await
+            .unwrap());
+        let printed: Value = serde_json::from_slice(&out).expect("the state as JSON");
+        assert_eq!(printed["frozen"], true, "{printed}");
+        assert_eq!(printed["recovery_mobile"]["value"], OWNER_MOBILE);
+        let mut text = Vec::new();
+        audit::state(service, &account, at, Format::Text, &mut text)
+            .await
+            .unwrap();
+        let text = String::from_utf8(text).expect("UTF-8");
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["frozen", "true"]),
+            "{text}"
+        );
+        let mut out = Vec::new();
+        let ok = audit::verify(
+            service,
+            VerifyTarget::Account(account),
+            Format::Json,
+            &mut out,
+        )
+        .await
+        .unwrap();
+        let report: Value = serde_json::from_slice(&out).expect("the report as JSON");
+        assert!(ok && report["ok"] == true, "{report}");
+    }
+
     // A completed reset (link to the login email, code to the restored mobile) unfreezes.
     let asked = app
         .post(
