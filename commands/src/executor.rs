@@ -245,19 +245,23 @@ impl Executor {
         // Decide on the remembered state without reading first: the append of sequence n+1
         // fails if another process wrote it, and only then is the stream read again. The unique
         // key, not the read, is what makes a decision current.
+        // A decision that appends nothing (a refusal, or nothing to do) meets no unique key, so
+        // one taken on remembered state is taken again on the stream as stored: another process
+        // (a second gateway) may have written what makes it succeed.
         let mut remembered = self.cached::<A>(id);
         loop {
-            let loaded = match remembered.take() {
-                Some(loaded) => loaded,
-                None => self.load::<A>(id).await?,
+            let (loaded, current) = match remembered.take() {
+                Some(loaded) => (loaded, false),
+                None => (self.load::<A>(id).await?, true),
             };
             let mut state = loaded.state;
             let sink = EventSink::default();
-            state
-                .handle(command.clone(), &self.services, &sink)
-                .await
-                .map_err(CommandError::Domain)?;
+            let decided = state.handle(command.clone(), &self.services, &sink).await;
             let events = sink.collect().await;
+            if !current && (decided.is_err() || events.is_empty()) {
+                continue;
+            }
+            decided.map_err(CommandError::Domain)?;
             if events.is_empty() {
                 return Ok(Committed {
                     events,
