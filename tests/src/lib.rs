@@ -74,7 +74,8 @@ pub struct TestApp {
     _database: Option<TestDatabase>,
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 (the form of `ACCOUNTD_SECRET_KEY`).
+pub fn base64(bytes: &[u8]) -> String {
     use std::fmt::Write;
     // Standard base64 without a dependency: the key is fixed, so encode it once here.
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -152,6 +153,27 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,
+    }
+}
+
+/// A handle on an application running elsewhere (an `accountd gateway` process of the cluster
+/// test) at `base`, reading the events through `store` and the read models through `read`.
+/// Its data folder is an empty temporary one (the notifiers' outboxes are their own).
+pub fn attach(base: String, store: Store, read: projections::ReadStore) -> TestApp {
+    let data_dir =
+        std::env::temp_dir().join(format!("accountd_e2e_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir).expect("a temporary data folder");
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        store,
+        read,
+        keyring: Keyring::new(SECRET_KEY, []),
+        data_dir,
+        transcript: Arc::new(Mutex::new(Vec::new())),
+        shutdown: None,
+        server: None,
+        _database: None,
     }
 }
 

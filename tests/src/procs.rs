@@ -294,3 +294,177 @@ impl PrivateNats {
         self.0.stop("KILL").await;
     }
 }
+
+/// Three `nats-server -js` processes clustered on loopback (the cluster shape of
+/// `deploy/nats/`): each with its own client port, route port, server name (`n1`, `n2`, `n3`)
+/// and JetStream folder. Any node can be killed (SIGKILL, by PID) while the other two keep the
+/// quorum of R3 streams.
+pub struct NatsCluster {
+    nodes: Vec<Server>,
+    names: Vec<String>,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes and waits until each listens for clients.
+    pub async fn start() -> Self {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route_urls = routes
+            .iter()
+            .map(|port| format!("nats://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = Self {
+            nodes: Vec::new(),
+            names: Vec::new(),
+        };
+        let cluster_name = format!("accountd_{}", uuid::Uuid::new_v4().simple());
+        for (i, route) in routes.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let mut node = Server::new("a clustered NATS server", "nats_cluster");
+            let mut command = Command::new(nats_server());
+            command
+                .args(["-js", "-a", "127.0.0.1", "-p", &node.port.to_string()])
+                .args(["-n", &name, "--cluster_name", &cluster_name])
+                .args(["--cluster", &format!("nats://127.0.0.1:{route}")])
+                .args(["--routes", &route_urls])
+                .arg("-sd")
+                .arg(node.dir.join("jetstream"))
+                .arg("-l")
+                .arg(node.dir.join("server.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true);
+            node.spawn(command).await;
+            cluster.nodes.push(node);
+            cluster.names.push(name);
+        }
+        cluster
+    }
+
+    /// The client URLs of every node, comma-separated (as `NATS_URL` takes them).
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The server names, in start order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The OS process id of the node named `name`.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.nodes[i].child.as_ref()?.id()
+    }
+
+    /// Kills the node named `name` (SIGKILL, by its PID), as a crash would.
+    pub async fn kill(&mut self, name: &str) {
+        let i = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no NATS node {name}"));
+        self.nodes[i].stop("KILL").await;
+    }
+}
+
+/// The `accountd` binary under test: `ACCOUNTD_TEST_BIN`, else `accountd` beside the test
+/// binary's folder (`target/debug/accountd`; the test binary lives in `target/debug/deps/`),
+/// built with `cargo build -p gateway --bin accountd` when missing.
+pub fn accountd_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ACCOUNTD_TEST_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let bin = profile_dir.join("accountd");
+    if !bin.exists() {
+        let built = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .args(["build", "-p", "gateway", "--bin", "accountd"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("cargo runs");
+        assert!(
+            built.success(),
+            "cargo build -p gateway --bin accountd failed"
+        );
+    }
+    assert!(bin.exists(), "no accountd binary at {}", bin.display());
+    bin
+}
+
+/// One `accountd` process (a role: `gateway`, `relay`, `project`, `notify`, …) with its own
+/// environment, its log in a file. Killed (SIGKILL, by its PID) on drop.
+pub struct Accountd {
+    /// `gateway-1`, `relay-2`, …: also its PostgreSQL `application_name`.
+    pub name: String,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Accountd {
+    /// Starts `accountd ARGS` with `env` on top of a clean environment (PATH and RUST_LOG kept).
+    pub fn start(name: &str, args: &[&str], env: &[(String, String)], log: PathBuf) -> Self {
+        let file = std::fs::File::create(&log).expect("a log file");
+        let err = file.try_clone().expect("a second handle on the log");
+        let mut command = Command::new(accountd_bin());
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("accountd {name} does not start: {e}"));
+        Self {
+            name: name.to_owned(),
+            log,
+            child: Some(child),
+        }
+    }
+
+    /// Its OS process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref()?.id()
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Kills it (SIGKILL, by its PID) and waits for it to exit.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal_and_wait(&mut child, "KILL").await;
+        }
+    }
+
+    /// Waits until it listens on `port` (a gateway).
+    pub async fn until_listening(&self, port: u16) {
+        until_listening(port, &format!("accountd {}", self.name)).await;
+    }
+}
+
+impl Drop for Accountd {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
