@@ -76,5 +76,12 @@ for arg in "$@"; do
     -p | -p* | --package | --package=* | --manifest-path | --manifest-path=* | --workspace) scope=() ;;
   esac
 done
+# The cluster test (tests/tests/cluster.rs) runs the `accountd` binary itself, one process per
+# role: build it first when the tests package is run, and say where it is.
+if [ ${#scope[@]} -gt 0 ] || [[ " $* " == *tests* ]]; then
+  cargo build --locked -p gateway --bin accountd
+  bin=${CARGO_TARGET_DIR:-target}/debug/accountd
+  [ -x "$bin" ] && export ACCOUNTD_TEST_BIN=${ACCOUNTD_TEST_BIN:-$(cd "$(dirname "$bin")" && pwd)/accountd}
+fi
 # Not exec: the trap must stop the private servers after cargo ends.
 cargo test --locked "${scope[@]}" "$@"

@@ -9,10 +9,14 @@
 //!   problem assertion [`assert_problem`], and [`on_both_backends!`], which turns one async
 //!   flow into a test per backend.
 //! - [`browser`]: a headless Chromium over WebDriver, for the HTML pages.
-//! - [`procs`]: private PostgreSQL and NATS servers that fault tests stop and restart.
+//! - [`procs`]: private PostgreSQL and NATS servers (one, or a cluster of three) that fault tests
+//!   stop, restart and kill, and `accountd` processes of one role each.
 //! - `tests/smoke.rs`: the first flow.
 //! - `tests/browser.rs`: the reset page, driven in Chromium.
 //! - `tests/operations_faults.rs`: readiness and failing fast through outages of those servers.
+//! - `tests/cluster.rs`: the cluster shape, every role its own `accountd` process
+//!   ([`procs::Accountd`]) on a three-node NATS cluster ([`procs::NatsCluster`]), losing a node,
+//!   the active relay and the active projector mid-run.
 //! - `tests/e2e/`: one binary, one file per flow of SPEC §3 (one binary links once and runs
 //!   its tests in parallel).
 //!

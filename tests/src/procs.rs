@@ -7,7 +7,11 @@
 //! - [`PrivateNats`]: `nats-server -js` with its own JetStream folder, so streams survive a
 //!   restart as they would on a real server.
 //!
-//! Both are stopped and their folders removed on drop.
+//! - [`NatsCluster`]: three `nats-server -js` clustered on loopback (the cluster test), any of
+//!   which can be killed.
+//! - [`Accountd`]: one `accountd` process of one role ([`accountd_bin`] finds the binary).
+//!
+//! All are killed by their PID on drop, and the servers' folders removed.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
