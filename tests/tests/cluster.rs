@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use commands::testing::TestDatabase;
-use commands::Store;
 use serde_json::{json, Value};
+use sqlx::PgPool;
+use testkit::TestDatabase;
 use tests::procs::{free_port, Accountd, NatsCluster};
 use tests::{attach, poll, TestApp, PASSWORD};
 
@@ -59,10 +59,7 @@ fn common_env(
 }
 
 /// The application names of the processes holding a granted advisory lock, by role prefix.
-async fn lock_holder(store: &Store, role: &str) -> Option<String> {
-    let Store::Postgres(pool) = store else {
-        unreachable!("the cluster test runs on PostgreSQL")
-    };
+async fn lock_holder(pool: &PgPool, role: &str) -> Option<String> {
     sqlx::query_scalar::<_, String>(
         "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
          WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database() \
@@ -74,10 +71,7 @@ async fn lock_holder(store: &Store, role: &str) -> Option<String> {
     .expect("read pg_locks")
 }
 
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    let Store::Postgres(pool) = store else {
-        unreachable!()
-    };
+async fn scalar(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar::<_, Option<i64>>(sql)
         .fetch_one(pool)
         .await
@@ -86,10 +80,7 @@ async fn scalar(store: &Store, sql: &str) -> i64 {
 }
 
 /// The profile and server read models as JSON text.
-async fn read_models(store: &Store) -> String {
-    let Store::Postgres(pool) = store else {
-        unreachable!()
-    };
+async fn read_models(pool: &PgPool) -> String {
     sqlx::query_scalar::<_, String>(
         "SELECT json_build_object(\
            'profiles', (SELECT coalesce(json_agg(p ORDER BY p.account_id), '[]') FROM profiles p), \
@@ -212,7 +203,10 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
             }
         }
     }
-    let store = database.store.clone();
+    // A pool of the test's own on the database: locks, checkpoints, events and read models.
+    let store = PgPool::connect(&database.url)
+        .await
+        .expect("connect to the test database");
     let relay_active = poll("a relay to hold the lock", Duration::from_secs(30), || {
         lock_holder(&store, "relay")
     })
@@ -280,19 +274,14 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
     assert_ne!(projector_now, projector_active);
 
     // The stream equals the store: every published account event once, each account's in order.
-    let expected: BTreeSet<String> = {
-        let Store::Postgres(pool) = &store else {
-            unreachable!()
-        };
-        sqlx::query_scalar::<_, String>(
-            "SELECT aggregate_id || ':' || sequence FROM events WHERE aggregate_type = 'Account'",
-        )
-        .fetch_all(pool)
-        .await
-        .expect("the store's account events")
-        .into_iter()
-        .collect()
-    };
+    let expected: BTreeSet<String> = sqlx::query_scalar::<_, String>(
+        "SELECT aggregate_id || ':' || sequence FROM events WHERE aggregate_type = 'Account'",
+    )
+    .fetch_all(&store)
+    .await
+    .expect("the store's account events")
+    .into_iter()
+    .collect();
     let stream_name = format!("{prefix}ACCOUNT_EVENTS");
     let messages = poll("the stream to hold every account event", SETTLE, || async {
         let mut stream = js.get_stream(&stream_name).await.ok()?;
@@ -461,5 +450,6 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
         gateway.stop().await;
     }
     drop(processes);
+    store.close().await;
     let _ = std::fs::remove_dir_all(&logs);
 }
