@@ -52,6 +52,25 @@ pub(crate) fn registered(loaded: crate::Loaded<Account>) -> Result<Account, Serv
     Ok(loaded.state)
 }
 
+impl crate::service::CommandService {
+    /// A change that needs the session's step-up and sends a code to `target` (counted against
+    /// the code limits under `purpose`): the four contact and recovery value changes.
+    pub(crate) async fn gated_change_with_code(
+        &self,
+        id: &AccountId,
+        session: &domain::SessionId,
+        (target, purpose): (&str, &str),
+        command: impl FnOnce(String) -> domain::account::AccountCommand,
+        context: &crate::context::CommandContext,
+    ) -> Result<(), ServiceError> {
+        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
+        self.admit_send(target, purpose, crate::limits::TargetLimit::CODES)
+            .await?;
+        let command = command(uuid::Uuid::new_v4().to_string());
+        self.execute(id, command, context).await.map(drop)
+    }
+}
+
 /// Parses an account id given as a login.
 pub(crate) fn as_account_id(login: &str) -> Option<AccountId> {
     AccountId::parse(login.trim()).ok()

@@ -4,11 +4,8 @@
 use domain::account::AccountCommand;
 use domain::values::{AccountId, Email, Mobile, VerificationCode};
 use domain::{Channel, SessionId};
-use uuid::Uuid;
 
-use super::registered;
 use crate::context::CommandContext;
-use crate::limits::TargetLimit;
 use crate::service::{CommandService, ServiceError};
 
 impl CommandService {
@@ -20,15 +17,14 @@ impl CommandService {
         mobile: Mobile,
         context: &CommandContext,
     ) -> Result<(), ServiceError> {
-        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
-        self.admit_send(mobile.as_str(), "recovery", TargetLimit::CODES)
-            .await?;
-        let command = AccountCommand::RequestRecoveryMobileChange {
+        let target = mobile.as_str().to_owned();
+        let command = |code_id| AccountCommand::RequestRecoveryMobileChange {
             session_id: session.clone(),
             mobile,
-            code_id: Uuid::new_v4().to_string(),
+            code_id,
         };
-        self.execute(id, command, context).await.map(drop)
+        self.gated_change_with_code(id, session, (&target, "recovery"), command, context)
+            .await
     }
 
     /// `PUT /v1/me/recovery-email`.
@@ -39,15 +35,14 @@ impl CommandService {
         email: Email,
         context: &CommandContext,
     ) -> Result<(), ServiceError> {
-        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
-        self.admit_send(email.as_str(), "recovery", TargetLimit::CODES)
-            .await?;
-        let command = AccountCommand::RequestRecoveryEmailChange {
+        let target = email.as_str().to_owned();
+        let command = |code_id| AccountCommand::RequestRecoveryEmailChange {
             session_id: session.clone(),
             email,
-            code_id: Uuid::new_v4().to_string(),
+            code_id,
         };
-        self.execute(id, command, context).await.map(drop)
+        self.gated_change_with_code(id, session, (&target, "recovery"), command, context)
+            .await
     }
 
     /// `POST /v1/me/recovery-{mobile,email}/confirmation`.
