@@ -18,6 +18,7 @@ on_both_backends!(
     event_store_numbers_accounts_without_reuse,
     claim_store_keeps_one_owner_and_its_state,
     limit_store_counts_sends_and_requests,
+    limit_store_admits_one_of_many_concurrent_sends,
 );
 
 const TYPE: &str = "Contract";
@@ -214,4 +215,35 @@ async fn limit_store_counts_sends_and_requests(db: TestDatabase) {
     assert_eq!(limits.count_request("ip", "r", 8).await.unwrap(), 1);
     limits.prune_request_windows(8).await.unwrap();
     assert_eq!(limits.count_request("ip", "r", 7).await.unwrap(), 1);
+}
+
+/// Check-then-insert is exact: of many admissions of one target at the same instant, the
+/// cooldown lets exactly one through (each dialect's `serialize_sends`).
+async fn limit_store_admits_one_of_many_concurrent_sends(db: TestDatabase) {
+    // Many rounds of 16 admissions released together, each round on a target of its own: a
+    // check-then-insert that is not serialised lets two through in some round.
+    for round in 0..20 {
+        let target = format!("same-{round}");
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
+        let tries: Vec<_> = (0..16)
+            .map(|_| {
+                let (store, start, target) = (db.store.clone(), start.clone(), target.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store
+                        .limits()
+                        .admit_send(&target, "p", TargetLimit::CODES, t0())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut admitted = 0;
+        for attempt in tries {
+            if attempt.await.unwrap().is_ok() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 1, "round {round}");
+    }
 }

@@ -32,6 +32,9 @@ pub(super) struct Statements {
     pub idempotency_get: &'static str,
     pub idempotency_record: &'static str,
     pub idempotency_forget: &'static str,
+    /// `sent_at` of the sends to `$1` for `$2` after `$3`, oldest first.
+    pub sends_since: &'static str,
+    pub insert_send: &'static str,
     pub newest_send: &'static str,
     pub count_request: &'static str,
     pub prune_request_windows: &'static str,
@@ -43,14 +46,15 @@ pub(super) struct Statements {
 pub(super) trait Dialect: Database {
     const SQL: Statements;
 
-    /// [`LimitStore::admit_send`]: exact under concurrent admissions, each dialect its own way.
-    async fn admit_send(
-        pool: &Pool<Self>,
+    /// The first step of [`LimitStore::admit_send`]'s transaction: from here until it ends, no
+    /// other admission of (`target`, `purpose`) can read or count, so check-then-insert is
+    /// exact. Sends at or before `day_ago` no longer count and may be forgotten.
+    async fn serialize_sends(
+        conn: &mut Self::Connection,
         target: &str,
         purpose: &str,
-        limit: TargetLimit,
-        now: DateTime<Utc>,
-    ) -> Result<Result<(), RetryAfter>, StoreError>;
+        day_ago: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// How many rows a statement changed.
     fn rows_affected(result: &Self::QueryResult) -> u64;
@@ -232,6 +236,9 @@ where
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'r> (Option<DateTime<Utc>>,): FromRow<'r, DB::Row>,
     for<'r> (i32,): FromRow<'r, DB::Row>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DateTime<Utc>: Encode<'q, DB> + Type<DB>,
+    for<'r> (DateTime<Utc>,): FromRow<'r, DB::Row>,
 {
     async fn admit_send(
         &self,
@@ -240,7 +247,27 @@ where
         limit: TargetLimit,
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError> {
-        DB::admit_send(&self.0, target, purpose, limit, now).await
+        let day_ago = now - chrono::Duration::days(1);
+        let mut tx = self.0.begin().await?;
+        DB::serialize_sends(&mut tx, target, purpose, day_ago).await?;
+        let times: Vec<(DateTime<Utc>,)> = sqlx::query_as(DB::SQL.sends_since)
+            .bind(target)
+            .bind(purpose)
+            .bind(day_ago)
+            .fetch_all(&mut *tx)
+            .await?;
+        let times: Vec<DateTime<Utc>> = times.into_iter().map(|(t,)| t).collect();
+        if let Err(retry) = limit.admits(&times, now) {
+            return Ok(Err(retry));
+        }
+        sqlx::query(DB::SQL.insert_send)
+            .bind(target)
+            .bind(purpose)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
     async fn newest_send(

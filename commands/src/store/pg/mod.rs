@@ -8,13 +8,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as Days, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
-use sqlx::{Connection, Executor, PgConnection, Pool, Postgres};
+use sqlx::{Connection, Executor, PgConnection, Postgres};
 
 use super::sql::{Dialect, SqlStore, Statements};
 use super::StoreError;
-use crate::limits::{RetryAfter, TargetLimit};
 pub use baseline::InsertBaseline;
 
 /// The pool size of [`super::Store::open`]: enough for a gateway on a small machine.
@@ -50,6 +49,9 @@ impl Dialect for Postgres {
               WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
         idempotency_forget: "DELETE FROM idempotency_records \
               WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
+        sends_since: "SELECT sent_at FROM code_sends WHERE target = $1 AND purpose = $2 \
+             AND sent_at > $3 ORDER BY sent_at",
+        insert_send: "INSERT INTO code_sends (target, purpose, sent_at) VALUES ($1, $2, $3)",
         newest_send: "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2",
         count_request: "INSERT INTO ip_requests (client_ip, route, window_start, count) \
              VALUES ($1, $2, $3, 1) ON CONFLICT (client_ip, route, window_start) \
@@ -58,42 +60,19 @@ impl Dialect for Postgres {
         reset_token_owner: "SELECT account_id FROM reset_token_index WHERE token_digest = $1",
     };
 
-    async fn admit_send(
-        pool: &Pool<Self>,
+    async fn serialize_sends(
+        conn: &mut PgConnection,
         target: &str,
         purpose: &str,
-        limit: TargetLimit,
-        now: DateTime<Utc>,
-    ) -> Result<Result<(), RetryAfter>, StoreError> {
-        let day_ago = now - Days::days(1);
-        let mut tx = pool.begin().await?;
-        // Admissions of one (target, purpose) take turns on a transaction-scoped advisory
-        // lock: check-then-insert is then exact.
+        _day_ago: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Admissions of one (target, purpose) take turns on a transaction-scoped advisory lock.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
             .bind(target)
             .bind(purpose)
-            .execute(&mut *tx)
+            .execute(conn)
             .await?;
-        let times: Vec<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT sent_at FROM code_sends WHERE target = $1 AND purpose = $2 \
-               AND sent_at > $3 ORDER BY sent_at",
-        )
-        .bind(target)
-        .bind(purpose)
-        .bind(day_ago)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Err(retry) = limit.admits(&times, now) {
-            return Ok(Err(retry));
-        }
-        sqlx::query("INSERT INTO code_sends (target, purpose, sent_at) VALUES ($1, $2, $3)")
-            .bind(target)
-            .bind(purpose)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {

@@ -7,16 +7,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration as Days, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{Pool, Sqlite};
+use sqlx::{Sqlite, SqliteConnection};
 
 use super::sql::{Dialect, SqlStore, Statements};
 use super::StoreError;
-use crate::limits::{RetryAfter, TargetLimit};
 
 /// The write side's stores on one SQLite pool.
 pub(super) type Lite = SqlStore<Sqlite>;
@@ -48,6 +47,9 @@ impl Dialect for Sqlite {
               WHERE scope_digest = ?1 AND lease_until = ?2 AND status IS NULL",
         idempotency_forget: "DELETE FROM idempotency_records \
               WHERE scope_digest = ?1 AND lease_until = ?2 AND status IS NULL",
+        sends_since: "SELECT sent_at FROM code_sends WHERE target = ?1 AND purpose = ?2 \
+             AND sent_at > ?3 ORDER BY sent_at",
+        insert_send: "INSERT INTO code_sends (target, purpose, sent_at) VALUES (?1, ?2, ?3)",
         newest_send: "SELECT MAX(sent_at) FROM code_sends WHERE target = ?1 AND purpose = ?2",
         count_request: "INSERT INTO ip_requests (client_ip, route, window_start, count) \
              VALUES (?1, ?2, ?3, 1) ON CONFLICT (client_ip, route, window_start) \
@@ -56,43 +58,21 @@ impl Dialect for Sqlite {
         reset_token_owner: "SELECT account_id FROM reset_token_index WHERE token_digest = ?1",
     };
 
-    async fn admit_send(
-        pool: &Pool<Self>,
+    async fn serialize_sends(
+        conn: &mut SqliteConnection,
         target: &str,
         purpose: &str,
-        limit: TargetLimit,
-        now: DateTime<Utc>,
-    ) -> Result<Result<(), RetryAfter>, StoreError> {
-        let day_ago = now - Days::days(1);
-        let mut tx = pool.begin().await?;
-        // A write takes the database's single write lock at once, so check-then-insert is
-        // exact; this one also forgets the sends that no longer count.
+        day_ago: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // A write takes the database's single write lock at once; this one also forgets the
+        // sends that no longer count.
         sqlx::query("DELETE FROM code_sends WHERE target = ?1 AND purpose = ?2 AND sent_at <= ?3")
             .bind(target)
             .bind(purpose)
             .bind(day_ago)
-            .execute(&mut *tx)
+            .execute(conn)
             .await?;
-        let times: Vec<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT sent_at FROM code_sends WHERE target = ?1 AND purpose = ?2 \
-               AND sent_at > ?3 ORDER BY sent_at",
-        )
-        .bind(target)
-        .bind(purpose)
-        .bind(day_ago)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Err(retry) = limit.admits(&times, now) {
-            return Ok(Err(retry));
-        }
-        sqlx::query("INSERT INTO code_sends (target, purpose, sent_at) VALUES (?1, ?2, ?3)")
-            .bind(target)
-            .bind(purpose)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
