@@ -279,16 +279,7 @@ where
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
 {
     async fn checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(DB::SQL.checkpoint)
-            .bind(name)
-            .fetch_optional(&self.0)
-            .await?;
-        Ok(
-            row.map_or_else(Checkpoint::default, |(tx_id, position)| Checkpoint {
-                tx_id,
-                position,
-            }),
-        )
+        named_checkpoint(&self.0, DB::SQL.checkpoint, name).await
     }
 
     async fn begin(&self) -> Result<Box<dyn ProjectionTx>, ReadError> {
@@ -406,16 +397,7 @@ where
     for<'r> (i64, i64): FromRow<'r, DB::Row>,
 {
     async fn relay_checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
-        let row: Option<(i64, i64)> = sqlx::query_as(DB::SQL.relay_checkpoint)
-            .bind(name)
-            .fetch_optional(&self.0)
-            .await?;
-        Ok(
-            row.map_or_else(Checkpoint::default, |(tx_id, position)| Checkpoint {
-                tx_id,
-                position,
-            }),
-        )
+        named_checkpoint(&self.0, DB::SQL.relay_checkpoint, name).await
     }
 
     async fn move_relay_checkpoint(
@@ -450,4 +432,27 @@ where
     async fn exclusive(&self, name: &str) -> Lease {
         DB::exclusive(&self.0, name).await
     }
+}
+
+/// The checkpoint named `name` that `sql` selects as `(tx_id, position)`; the start of the log
+/// when there is none. Projections, the relay and the notifier's planner keep theirs alike.
+pub(crate) async fn named_checkpoint<DB>(
+    pool: &Pool<DB>,
+    sql: &str,
+    name: &str,
+) -> Result<Checkpoint, ReadError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (i64, i64): FromRow<'r, DB::Row>,
+{
+    let row: Option<(i64, i64)> = sqlx::query_as(sql).bind(name).fetch_optional(pool).await?;
+    Ok(
+        row.map_or_else(Checkpoint::default, |(tx_id, position)| Checkpoint {
+            tx_id,
+            position,
+        }),
+    )
 }

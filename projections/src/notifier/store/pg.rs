@@ -56,7 +56,7 @@ const STATEMENTS: sql::Statements = sql::Statements {
 #[async_trait]
 impl NotifyStore for PgNotifyStore {
     async fn checkpoint(&self, name: &str) -> Result<Checkpoint, ReadError> {
-        sql::checkpoint(&self.0, &STATEMENTS, name).await
+        crate::store::sql::named_checkpoint(&self.0, STATEMENTS.checkpoint, name).await
     }
 
     async fn contacts(

@@ -3,7 +3,6 @@
 //! and calls these; what really differs (claiming due rows, batches as arrays or as statements
 //! in one transaction, the instance lock) stays in `pg.rs` and `sqlite.rs`.
 
-use domain::stored::Checkpoint;
 use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type,
 };
@@ -55,27 +54,6 @@ where
         next_attempt_ms: r.try_get(7)?,
         last_error: r.try_get(8)?,
     })
-}
-
-pub(super) async fn checkpoint<DB>(
-    pool: &Pool<DB>,
-    sql: &Statements,
-    name: &str,
-) -> Result<Checkpoint, ReadError>
-where
-    DB: Database,
-    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'r> (i64, i64): FromRow<'r, DB::Row>,
-{
-    let row: Option<(i64, i64)> = sqlx::query_as(sql.checkpoint)
-        .bind(name)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row
-        .map(|(tx_id, position)| Checkpoint { tx_id, position })
-        .unwrap_or_default())
 }
 
 pub(super) async fn reset<DB>(
