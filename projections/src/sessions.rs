@@ -54,15 +54,18 @@ impl ReadStore {
         self.sessions.live(account_id, now).await
     }
 
-    /// Records that `session_id` was used at `now` (at most once per [`TOUCH_EVERY`]).
+    /// Records that `session` was used at `now`, at most once per [`TOUCH_EVERY`]: a session
+    /// used within it is left as it is without a write.
     pub async fn touch_session(
         &self,
-        session_id: &str,
+        session: &Session,
         now: DateTime<Utc>,
     ) -> Result<(), ReadError> {
-        self.sessions
-            .touch(session_id, now, now - TOUCH_EVERY)
-            .await
+        let recent = now - TOUCH_EVERY;
+        if session.last_used_at.is_some_and(|at| at >= recent) {
+            return Ok(());
+        }
+        self.sessions.touch(&session.session_id, now, recent).await
     }
 
     /// Revokes the live session `session_id` when it belongs to `account_id`; false otherwise

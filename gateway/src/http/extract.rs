@@ -207,12 +207,11 @@ impl FromRequestParts<AppState> for Session {
             .active_session(token, state.service.now())
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
-        // The last use its owner sees in GET /v1/me/sessions: written at most once a minute.
-        let now = state.service.now();
-        let recent = now - projections::sessions::TOUCH_EVERY;
-        if session.last_used_at.is_none_or(|at| at < recent) {
-            state.read.touch_session(&session.session_id, now).await?;
-        }
+        // The last use its owner sees in GET /v1/me/sessions.
+        state
+            .read
+            .touch_session(&session, state.service.now())
+            .await?;
         Ok(Self {
             account_id: AccountId::parse(&session.account_id)
                 .map_err(|_| ApiError::unauthenticated())?,
