@@ -8,7 +8,7 @@
 //! the URL's credentials or a secret.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,8 +17,6 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
 
 /// One message to one recipient.
 #[derive(Clone)]
@@ -230,18 +228,31 @@ impl SmsGateway {
 }
 
 /// The development sink: one JSON line per message in `outbox.ndjson`.
+///
+/// The file stays open between messages (opening it per message capped the notifier at a few
+/// hundred messages a second, issue 16). It is opened again when the path no longer names it: a
+/// developer or a test that removes or rotates the outbox gets a new file, not lines written to
+/// an unlinked one.
 #[derive(Clone)]
 pub struct FileSink {
     path: Arc<PathBuf>,
-    /// Lines are appended one at a time, so that concurrent sends never interleave.
-    lock: Arc<Mutex<()>>,
+    /// The open file, shared by every clone; one line is written at a time under the lock, so
+    /// concurrent sends never interleave.
+    file: Arc<Mutex<Option<OpenOutbox>>>,
+}
+
+/// The outbox as opened, with the identity of its inode.
+struct OpenOutbox {
+    file: std::fs::File,
+    dev: u64,
+    ino: u64,
 }
 
 impl FileSink {
     pub fn new(path: PathBuf) -> Self {
         Self {
             path: Arc::new(path),
-            lock: Arc::new(Mutex::new(())),
+            file: Arc::default(),
         }
     }
 
@@ -264,26 +275,107 @@ impl FileSink {
         })
         .to_string();
         line.push('\n');
-        let _turn = self.lock.lock().await;
-        if let Some(parent) = self.path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| SendError::Transient(format!("outbox folder: {}", e.kind())))?;
+        // One append of a few hundred bytes to the page cache (no fsync, as any mail spool
+        // hand-off would not either): microseconds, cheaper than a trip to a blocking thread.
+        self.append(line.as_bytes())
+            .map_err(|e| SendError::Transient(format!("outbox file: {}", e.kind())))
+    }
+
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::MetadataExt;
+        let mut open = self
+            .file
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = std::fs::metadata(self.path.as_ref()).ok();
+        let still_ours = matches!((&*open, &current),
+            (Some(o), Some(m)) if o.dev == m.dev() && o.ino == m.ino());
+        if !still_ours {
+            *open = Some(self.open()?);
         }
-        let mut file = tokio::fs::OpenOptions::new()
+        let outbox = open.as_mut().expect("opened above");
+        outbox.file.write_all(line)
+    }
+
+    fn open(&self) -> std::io::Result<OpenOutbox> {
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             // The outbox holds codes and links: its owner's alone.
             .mode(0o600)
-            .open(self.path.as_ref())
-            .await
-            .map_err(|e| SendError::Transient(format!("outbox file: {}", e.kind())))?;
-        file.write_all(line.as_bytes())
-            .await
-            .map_err(|e| SendError::Transient(format!("outbox file: {}", e.kind())))?;
-        file.flush()
-            .await
-            .map_err(|e| SendError::Transient(format!("outbox file: {}", e.kind())))?;
-        Ok(())
+            .open(self.path.as_ref())?;
+        let meta = file.metadata()?;
+        Ok(OpenOutbox {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            file,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: &str) -> Outbound {
+        Outbound {
+            delivery_id: format!("d-{to}"),
+            channel: Channel::Email,
+            to: to.to_owned(),
+            subject: "s".to_owned(),
+            text: "t".to_owned(),
+        }
+    }
+
+    /// A fresh folder under the system's temporary one.
+    fn scratch_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("accountd_sink_{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn recipients(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["to"].to_string())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_file_sink_writes_again_to_an_outbox_removed_or_rotated_under_it() {
+        let dir = scratch_dir();
+        let path = dir.join("nested").join("outbox.ndjson");
+        let sink = FileSink::new(path.clone());
+        sink.write(&message("a@example.com")).await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        sink.write(&message("b@example.com")).await.unwrap();
+        assert_eq!(recipients(&path), [r#""b@example.com""#]);
+        std::fs::rename(&path, dir.join("rotated")).unwrap();
+        sink.clone().write(&message("c@example.com")).await.unwrap();
+        assert_eq!(recipients(&path), [r#""c@example.com""#]);
+        assert_eq!(recipients(&dir.join("rotated")), [r#""b@example.com""#]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn concurrent_sends_never_interleave_their_lines() {
+        let dir = scratch_dir();
+        let path = dir.join("outbox.ndjson");
+        let sink = FileSink::new(path.clone());
+        let sends = (0..200).map(|i| {
+            let sink = sink.clone();
+            tokio::spawn(async move { sink.write(&message(&format!("{i}@example.com"))).await })
+        });
+        for send in futures::future::join_all(sends).await {
+            send.unwrap().unwrap();
+        }
+        assert_eq!(recipients(&path).len(), 200);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
