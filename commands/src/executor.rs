@@ -226,6 +226,20 @@ impl Executor {
         Ok(loaded)
     }
 
+    /// Aggregate `id` as of sequence `head` at least: the memo when it is that far (no read),
+    /// else [`Self::load`]. `head` must come from the store (a read of the stream's last
+    /// sequence), so the answer is the state at some instant during the caller's request.
+    pub async fn load_as_of<A: Aggregate + Clone + 'static>(
+        &self,
+        id: &str,
+        head: u64,
+    ) -> Result<Loaded<A>, StoreError> {
+        match self.cached::<A>(id) {
+            Some(loaded) if loaded.sequence >= head => Ok(loaded),
+            _ => self.load::<A>(id).await,
+        }
+    }
+
     /// Decides `command` on aggregate `id` and appends what it decided.
     #[instrument(skip_all, fields(aggregate = A::TYPE, id = %id))]
     pub async fn execute<A>(

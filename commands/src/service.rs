@@ -170,6 +170,17 @@ impl CommandService {
         self.executor.load::<Account>(id.as_str()).await
     }
 
+    /// Account `id` as of stream sequence `head` at least: from the executor's memo without a
+    /// read when the memo is that far, else read as [`Self::account`] does. For a read whose
+    /// caller learnt the head in a query it made anyway (the session lookup).
+    pub async fn account_as_of(
+        &self,
+        id: &AccountId,
+        head: u64,
+    ) -> Result<Loaded<Account>, StoreError> {
+        self.executor.load_as_of::<Account>(id.as_str(), head).await
+    }
+
     /// Runs an account command; a recorded refusal (wrong code, wrong password) is returned as
     /// its error after its events are stored.
     pub async fn execute(

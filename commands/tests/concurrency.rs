@@ -18,7 +18,43 @@ const WRITERS: u32 = 50;
 on_both_backends!(
     fifty_concurrent_commands_on_one_account_are_all_acknowledged_and_stored_exactly_once,
     writers_released_together_on_one_stream_lose_races_and_still_all_commit,
+    a_read_as_of_a_stream_head_uses_the_memo_only_when_it_is_that_far,
 );
+
+/// `load_as_of` (GET /v1/me's one round trip): the memo answers when it has reached the head
+/// the caller read; a head that another process moved on makes it read the stream.
+async fn a_read_as_of_a_stream_head_uses_the_memo_only_when_it_is_that_far(db: TestDatabase) {
+    let here = executor(&db.store);
+    let elsewhere = executor(&db.store);
+    let id = register_by_mobile(&here, 1).await;
+    let memo = here.load::<Account>(id.as_str()).await.unwrap();
+    elsewhere
+        .execute::<Account>(id.as_str(), assign_server(1), &CommandContext::system())
+        .await
+        .unwrap();
+
+    let as_remembered = here.load_as_of::<Account>(id.as_str(), memo.sequence).await;
+    let as_remembered = as_remembered.unwrap();
+    assert_eq!(
+        as_remembered.sequence, memo.sequence,
+        "no read: the memo is that far"
+    );
+    assert!(as_remembered.state.servers.is_empty());
+
+    let head = stream_rows(&db.store, id.as_str()).await.len() as u64;
+    let current = here.load_as_of::<Account>(id.as_str(), head).await.unwrap();
+    assert_eq!(
+        current.sequence, head,
+        "read: another process moved the stream on"
+    );
+    assert_eq!(current.state.servers.len(), 1);
+    let again = here.load_as_of::<Account>(id.as_str(), head).await.unwrap();
+    assert_eq!(
+        (again.sequence, again.state.servers.len()),
+        (head, 1),
+        "remembered"
+    );
+}
 
 async fn fifty_concurrent_commands_on_one_account_are_all_acknowledged_and_stored_exactly_once(
     db: TestDatabase,

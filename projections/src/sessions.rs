@@ -22,6 +22,17 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
+/// A live session as its bearer presents it, with the head of its account's stream read in the
+/// same statement: the sequence of the account's last event (0 for none). A reader that holds
+/// the account folded to that sequence (the executor's memo) answers without reading the stream
+/// again: one round trip for an authenticated read instead of two (issue 16).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActiveSession {
+    #[sqlx(flatten)]
+    pub session: Session,
+    pub account_head: i64,
+}
+
 /// How often a session's use is written: at most once a minute.
 pub const TOUCH_EVERY: chrono::Duration = chrono::Duration::minutes(1);
 
@@ -41,7 +52,7 @@ impl ReadStore {
         &self,
         token: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, ReadError> {
+    ) -> Result<Option<ActiveSession>, ReadError> {
         self.sessions.active(&token_hash(token), now).await
     }
 

@@ -46,6 +46,7 @@ async fn active(read: &ReadStore, id: &str, now: DateTime<Utc>) -> Option<Sessio
     read.active_session(&token(id), now)
         .await
         .expect("look a session up")
+        .map(|active| active.session)
 }
 
 async fn a_session_is_found_by_its_token_until_it_expires(db: TestDatabase) {

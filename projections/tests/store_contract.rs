@@ -19,6 +19,7 @@ on_both_backends!(
     the_reminder_query_finds_passwords_set_before_the_instant_not_yet_reminded,
     the_session_store_finds_only_live_sessions_and_revokes_them,
     a_person_lists_their_live_sessions_and_ends_only_their_own,
+    a_live_session_comes_with_its_accounts_stream_head,
     a_checkpoint_moves_only_from_where_it_is_expected,
     a_projection_transaction_is_all_or_nothing,
     a_rebuild_swaps_the_copies_in_and_sets_the_checkpoint,
@@ -191,21 +192,89 @@ async fn the_session_store_finds_only_live_sessions_and_revokes_them(db: TestDat
         store.create(hash, &s).await.unwrap();
     }
     assert_eq!(
-        store.active("h1", t0()).await.unwrap(),
+        store.active("h1", t0()).await.unwrap().map(|a| a.session),
         Some(session("s1", A))
     );
-    assert_eq!(store.active("nope", t0()).await.unwrap(), None);
+    assert!(store.active("nope", t0()).await.unwrap().is_none());
     let expiry = t0() + Duration::hours(12);
-    assert_eq!(store.active("h1", expiry).await.unwrap(), None, "expired");
+    assert!(
+        store.active("h1", expiry).await.unwrap().is_none(),
+        "expired"
+    );
     store.revoke("s1", t0()).await.unwrap();
-    assert_eq!(store.active("h1", t0()).await.unwrap(), None, "revoked");
+    assert!(store.active("h1", t0()).await.unwrap().is_none(), "revoked");
     store.revoke_all_but(A, "s2", t0()).await.unwrap();
     assert!(store.active("h2", t0()).await.unwrap().is_some(), "kept");
-    assert_eq!(store.active("h3", t0()).await.unwrap(), None);
+    assert!(store.active("h3", t0()).await.unwrap().is_none());
     assert!(
         store.active("h4", t0()).await.unwrap().is_some(),
         "another account's"
     );
+}
+
+async fn a_live_session_comes_with_its_accounts_stream_head(db: TestDatabase) {
+    let read = open(&db).await;
+    let executor = testkit::service::executor(&db.store);
+    let id = testkit::service::register_by_mobile(&executor, 1).await;
+    let other = testkit::service::register_by_mobile(&executor, 2).await;
+    let session = |account: &str| Session {
+        session_id: format!("s-{account}"),
+        account_id: account.to_owned(),
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(12),
+        last_used_at: None,
+        ip: None,
+        user_agent: None,
+    };
+    read.sessions()
+        .create("h1", &session(id.as_str()))
+        .await
+        .unwrap();
+    read.sessions()
+        .create("h0", &session("100000099999"))
+        .await
+        .unwrap();
+    let head = |hash: &'static str| {
+        let read = read.clone();
+        async move {
+            read.sessions()
+                .active(hash, t0())
+                .await
+                .unwrap()
+                .unwrap()
+                .account_head
+        }
+    };
+    let written = testkit::streams::stream_rows(&db.store, id.as_str())
+        .await
+        .len() as i64;
+    assert!(written > 0);
+    assert_eq!(head("h1").await, written);
+    for n in 0..3 {
+        executor
+            .execute::<domain::Account>(
+                id.as_str(),
+                testkit::service::assign_server(n),
+                &commands::CommandContext::system(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        head("h1").await,
+        written + 3,
+        "follows the account's own stream"
+    );
+    executor
+        .execute::<domain::Account>(
+            other.as_str(),
+            testkit::service::assign_server(9),
+            &commands::CommandContext::system(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(head("h1").await, written + 3, "not another account's");
+    assert_eq!(head("h0").await, 0, "an account without events");
 }
 
 async fn a_person_lists_their_live_sessions_and_ends_only_their_own(db: TestDatabase) {

@@ -192,6 +192,11 @@ fn bearer(parts: &Parts) -> Option<&str> {
 pub struct Session {
     pub account_id: AccountId,
     pub session_id: SessionId,
+    /// The sequence of the account's last event when the session was looked up: a read answers
+    /// from the executor's memo when it is that far (see [`CommandService::account_as_of`]).
+    ///
+    /// [`CommandService::account_as_of`]: commands::CommandService::account_as_of
+    pub account_head: u64,
 }
 
 impl FromRequestParts<AppState> for Session {
@@ -202,11 +207,12 @@ impl FromRequestParts<AppState> for Session {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
-        let session = state
+        let active = state
             .read
             .active_session(token, state.service.now())
             .await?
             .ok_or_else(ApiError::unauthenticated)?;
+        let session = active.session;
         // The last use its owner sees in GET /v1/me/sessions.
         state
             .read
@@ -216,6 +222,7 @@ impl FromRequestParts<AppState> for Session {
             account_id: AccountId::parse(&session.account_id)
                 .map_err(|_| ApiError::unauthenticated())?,
             session_id: SessionId::new(session.session_id),
+            account_head: u64::try_from(active.account_head).unwrap_or_default(),
         })
     }
 }

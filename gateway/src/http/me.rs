@@ -67,7 +67,10 @@ fn actor(session: &Session) -> Actor {
 #[utoipa::path(get, path = "/v1/me", tag = "me", security(("bearer" = [])),
     responses((status = 200, body = Object, description = "The profile (SPEC §3), recovery and pending values masked"), (status = 401, body = Problem)))]
 pub async fn me(State(state): State<AppState>, session: Session) -> ApiResult<Json<Profile>> {
-    let account = state.service.account(&session.account_id).await?.state;
+    let account = (state.service)
+        .account_as_of(&session.account_id, session.account_head)
+        .await?
+        .state;
     let profile = account
         .profile(state.service.now(), state.http.reminder_after_days)
         .ok_or_else(ApiError::unauthenticated)?;

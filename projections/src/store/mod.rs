@@ -22,7 +22,7 @@ use domain::stored::Checkpoint;
 use crate::audit::{Anchor, AnchoredHead, StreamHead};
 use crate::db::ReadError;
 use crate::profile::{ProfileRow, Tables};
-use crate::sessions::Session;
+use crate::sessions::{ActiveSession, Session};
 
 /// The read models: profiles and their servers, as the lookups and the reminder sweep see them.
 #[async_trait]
@@ -52,12 +52,13 @@ pub trait ProfileStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     async fn create(&self, token_hash: &str, session: &Session) -> Result<(), ReadError>;
-    /// The unexpired, unrevoked session of `token_hash` at `now`.
+    /// The unexpired, unrevoked session of `token_hash` at `now`, with its account's stream
+    /// head (the `events` table lives in the same database).
     async fn active(
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, ReadError>;
+    ) -> Result<Option<ActiveSession>, ReadError>;
     /// The live sessions of `account_id` at `now`, newest first.
     async fn live(&self, account_id: &str, now: DateTime<Utc>) -> Result<Vec<Session>, ReadError>;
     /// Records a use of `session_id` at `now`, unless one was recorded after `unless_after`

@@ -12,7 +12,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use super::{to_u64, Lease, ProfileStore, ProjectionStore, ProjectionTx, RelayStore, SessionStore};
 use crate::db::ReadError;
 use crate::profile::{ProfileRow, ServerRow, Tables};
-use crate::sessions::Session;
+use crate::sessions::{ActiveSession, Session};
 
 /// One dialect's statements, each written in that dialect.
 pub(crate) struct Statements {
@@ -175,6 +175,7 @@ where
     for<'q> Option<DateTime<Utc>>: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'r> Session: FromRow<'r, DB::Row>,
+    for<'r> ActiveSession: FromRow<'r, DB::Row>,
 {
     async fn create(&self, token_hash: &str, session: &Session) -> Result<(), ReadError> {
         sqlx::query(DB::SQL.create_session)
@@ -233,7 +234,7 @@ where
         &self,
         token_hash: &str,
         now: DateTime<Utc>,
-    ) -> Result<Option<Session>, ReadError> {
+    ) -> Result<Option<ActiveSession>, ReadError> {
         Ok(sqlx::query_as(DB::SQL.active_session)
             .bind(token_hash)
             .bind(now)

@@ -65,8 +65,11 @@ impl Dialect for Sqlite {
              (token_hash, session_id, account_id, created_at, expires_at, last_used_at, ip, \
              user_agent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         active_session:
-            "SELECT session_id, account_id, created_at, expires_at, last_used_at, ip, user_agent \
-             FROM sessions WHERE token_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+            "SELECT s.session_id, s.account_id, s.created_at, s.expires_at, s.last_used_at, s.ip, \
+                    s.user_agent, COALESCE((SELECT MAX(e.sequence) FROM events e \
+                      WHERE e.aggregate_type = 'Account' AND e.aggregate_id = s.account_id), 0) \
+                      AS account_head \
+             FROM sessions s WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2",
         live_sessions:
             "SELECT session_id, account_id, created_at, expires_at, last_used_at, ip, user_agent \
              FROM sessions WHERE account_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 \
