@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use domain::stored::Checkpoint;
+use domain::stored::{Checkpoint, RecordedEvent};
+use domain::PortError;
+use futures::{StreamExt, TryStreamExt};
 
 use crate::db::{ReadError, ReadStore};
 use crate::log::EventLog;
@@ -43,14 +45,15 @@ pub async fn rebuild_counting<L: EventLog>(
     // Fold the whole log in memory (one row per account: memory grows with accounts, not
     // events), then write every row once. Writing batch by batch would update each row many
     // times over, and the dead tuples slowed a 1,000,000-event rebuild on PostgreSQL fivefold.
+    // The log is read one batch ahead of the fold, so PostgreSQL serves the next batch while
+    // this task folds the last one (on two cores, reading and folding each took about half).
+    let (batches, mut next) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(read_ahead(log.clone(), batch_size, batches));
     let mut at = Checkpoint::default();
     let mut events = 0u64;
     let mut rows = std::collections::HashMap::new();
-    loop {
-        let batch = log
-            .read_after(at, batch_size)
-            .await
-            .map_err(ReadError::Log)?;
+    while let Some(batch) = next.recv().await {
+        let batch = batch.map_err(ReadError::Log)?;
         let Some(last) = batch.last().map(|e| e.checkpoint) else {
             break;
         };
@@ -59,18 +62,50 @@ pub async fn rebuild_counting<L: EventLog>(
         folded.fetch_add(batch.len() as u64, Ordering::Relaxed);
         at = last;
     }
+    reader.abort();
+    // Rows go in chunks, a few transactions at once: each chunk's statement costs a round trip
+    // and a commit that the others need not wait for.
     let all: Vec<&ProfileRow> = rows.values().collect();
-    for chunk in all.chunks(batch_size.max(1) as usize) {
-        let mut tx = store.begin().await?;
-        tx.save(Tables::REBUILD, chunk).await?;
-        tx.commit().await?;
-    }
+    futures::stream::iter(all.chunks(batch_size.max(1) as usize))
+        .map(|chunk| async move {
+            let mut tx = store.begin().await?;
+            tx.save(Tables::REBUILD, chunk).await?;
+            tx.commit().await
+        })
+        .buffer_unordered(WRITERS)
+        .try_collect::<()>()
+        .await?;
     drop(rows);
     swap(log.as_ref(), db, at, batch_size, &mut events).await?;
     Ok(RebuildReport {
         events,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Transactions writing the rebuilt rows at once.
+const WRITERS: usize = 4;
+
+/// Reads the whole log in batches of `batch_size` into `batches`; an empty batch marks the end.
+async fn read_ahead<L: EventLog>(
+    log: Arc<L>,
+    batch_size: u32,
+    batches: tokio::sync::mpsc::Sender<Result<Vec<RecordedEvent>, PortError>>,
+) {
+    let mut at = Checkpoint::default();
+    loop {
+        let batch = log.read_after(at, batch_size).await;
+        let last = batch
+            .as_ref()
+            .ok()
+            .and_then(|b| b.last())
+            .map(|e| e.checkpoint);
+        let done = last.is_none();
+        if batches.send(batch).await.is_err() || done {
+            return;
+        }
+        at = last.unwrap_or(at);
+    }
 }
 
 /// Brings the copies to the live checkpoint (or the live checkpoint to the copies) and swaps.
