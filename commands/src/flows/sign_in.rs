@@ -105,6 +105,7 @@ impl CommandService {
             let command = AccountCommand::SignInWithPassword {
                 check,
                 session_id: session_id.clone(),
+                new_client: None,
             };
             self.execute(&id, command, context).await
         })
@@ -131,6 +132,7 @@ impl CommandService {
         let session_id = SessionId::new(Uuid::new_v4().to_string());
         let command = AccountCommand::SignInWithSms {
             session_id: session_id.clone(),
+            new_client: None,
         };
         self.execute(&owner, command, context).await?;
         self.open_session(owner, session_id, context).await
