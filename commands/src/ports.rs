@@ -38,6 +38,16 @@ pub trait SessionStore: Send + Sync {
     fn revoke_all<'a>(&'a self, account_id: &'a str, keep: Option<&'a str>) -> PortFuture<'a, ()>;
     /// Revokes one session.
     fn revoke<'a>(&'a self, session_id: &'a str) -> PortFuture<'a, ()>;
+    /// Whether `account_id` had a session, revoked or not, from the client `ip` and
+    /// `user_agent` (the same values; a missing value matches only a missing one) created or
+    /// last used at or after `since`: a sign-in from a client without one is notified.
+    fn seen_client<'a>(
+        &'a self,
+        account_id: &'a str,
+        ip: Option<&'a str>,
+        user_agent: Option<&'a str>,
+        since: DateTime<Utc>,
+    ) -> PortFuture<'a, bool>;
 }
 
 /// No read model: every lookup finds nothing (tests of the write side alone).
@@ -66,5 +76,14 @@ impl SessionStore for NoSessions {
     }
     fn revoke<'a>(&'a self, _: &'a str) -> PortFuture<'a, ()> {
         Box::pin(async { Ok(()) })
+    }
+    fn seen_client<'a>(
+        &'a self,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: Option<&'a str>,
+        _: DateTime<Utc>,
+    ) -> PortFuture<'a, bool> {
+        Box::pin(async { Err(PortError::msg("no session store is configured")) })
     }
 }

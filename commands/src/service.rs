@@ -61,6 +61,9 @@ pub struct CommandService {
     keyring: Keyring,
     directory: Arc<dyn AccountDirectory>,
     sessions: Arc<dyn SessionStore>,
+    /// A sign-in from a client (IP and user agent) without a session of the account in this
+    /// many days is notified (`ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS`); 0 turns the notice off.
+    new_sign_in_notice_days: u32,
 }
 
 impl std::fmt::Debug for CommandService {
@@ -99,6 +102,7 @@ impl CommandService {
             keyring,
             directory: Arc::new(NoDirectory),
             sessions: Arc::new(NoSessions),
+            new_sign_in_notice_days: 0,
         }
     }
 
@@ -112,6 +116,16 @@ impl CommandService {
     pub fn with_sessions(mut self, sessions: Arc<dyn SessionStore>) -> Self {
         self.sessions = sessions;
         self
+    }
+
+    /// With the new-sign-in notice for clients unseen in `days` days (0: off, the default).
+    pub fn with_new_sign_in_notice_days(mut self, days: u32) -> Self {
+        self.new_sign_in_notice_days = days;
+        self
+    }
+
+    pub(crate) fn new_sign_in_notice_days(&self) -> u32 {
+        self.new_sign_in_notice_days
     }
 
     pub fn hasher(&self) -> &PasswordHasher {

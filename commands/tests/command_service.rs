@@ -243,6 +243,7 @@ async fn a_wrong_password_records_a_failed_sign_in_and_answers_invalid_credentia
             AccountCommand::SignInWithPassword {
                 check,
                 session_id: SessionId::new("session-1"),
+                new_client: None,
             },
             &request_context(&id),
         )

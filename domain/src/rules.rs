@@ -12,6 +12,8 @@ pub const STEP_UP_TTL: Duration = Duration::minutes(10);
 pub const RESET_TOKEN_TTL: Duration = Duration::minutes(30);
 /// A protection link ("this wasn't me") in a security notice is valid for seven days.
 pub const PROTECTION_TOKEN_TTL: Duration = Duration::days(7);
+/// The most characters of a user agent an event keeps (a new-sign-in notice shows it).
+pub const USER_AGENT_MAX_CHARS: usize = 200;
 /// Five consecutive failed password checks within this window lock password sign-in…
 pub const LOCKOUT_WINDOW: Duration = Duration::minutes(15);
 /// …this many of them…

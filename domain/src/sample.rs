@@ -532,9 +532,13 @@ impl Generator {
             AccountCommand::SignInWithPassword {
                 check: self.password_check(k, succeeds),
                 session_id,
+                new_client: None,
             }
         } else {
-            AccountCommand::SignInWithSms { session_id }
+            AccountCommand::SignInWithSms {
+                session_id,
+                new_client: None,
+            }
         };
         self.run_command(k, command);
     }

@@ -17,6 +17,7 @@ fn sign_in(matches: bool, version: u32) -> AccountCommand {
             not_matching(version)
         },
         session_id: sid("s1"),
+        new_client: None,
     }
 }
 
@@ -37,6 +38,7 @@ fn a_right_password_signs_in() {
             method: VerificationMethod::Password,
             session_id: sid("s1"),
             at: story.now(),
+            new_client: None,
         }]);
 }
 
@@ -111,6 +113,7 @@ fn after_fifteen_minutes_the_lock_is_over() {
             method: VerificationMethod::Password,
             session_id: sid("s1"),
             at: story.now(),
+            new_client: None,
         }]);
 }
 
@@ -230,5 +233,6 @@ fn a_password_reset_lifts_the_lock() {
             method: VerificationMethod::Password,
             session_id: sid("s1"),
             at: story.now(),
+            new_client: None,
         }]);
 }

@@ -179,6 +179,7 @@ fn a_frozen_account_refuses_password_sign_in_but_still_counts_wrong_passwords() 
         .when(AccountCommand::SignInWithPassword {
             check: matching(2),
             session_id: sid("again"),
+            new_client: None,
         })
         .then_expect_error(DomainError::AccountFrozen);
     let events = story.fail_sign_in();

@@ -112,6 +112,7 @@ fn commands_on_an_unknown_account_answer_account_not_found() {
         AccountCommand::SignInWithPassword {
             check: matching(0),
             session_id: sid("s1"),
+            new_client: None,
         },
         AccountCommand::IssueResetToken,
         AccountCommand::AssignServerIp {

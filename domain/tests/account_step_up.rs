@@ -46,6 +46,7 @@ fn signing_in_is_not_a_step_up() {
     story.exec(AccountCommand::SignInWithPassword {
         check: matching(1),
         session_id: sid("s1"),
+        new_client: None,
     });
     assert_all_gated(&story, "s1");
 }

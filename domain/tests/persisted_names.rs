@@ -6,8 +6,8 @@ mod support;
 use chrono::Duration;
 use cqrs_es::{Aggregate, DomainEvent};
 use domain::account::{
-    AccountSummary, PasswordChangeReason, ProtectedChange, RecoveryMethod, UnfreezeReason,
-    Verifiable, VerificationMethod,
+    AccountSummary, NewClient, PasswordChangeReason, ProtectedChange, RecoveryMethod,
+    UnfreezeReason, Verifiable, VerificationMethod,
 };
 use domain::stored::{from_payload, to_payload};
 use domain::{
@@ -162,6 +162,11 @@ fn account_event_samples() -> Vec<AccountEvent> {
             method: VerificationMethod::Password,
             session_id: sid("s2"),
             at,
+            new_client: Some(NewClient {
+                ip: Some("198.51.100.4".parse().unwrap()),
+                user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0".into()),
+                protection: link("p7", at),
+            }),
         },
         AccountEvent::SignInFailed {
             consecutive_failures: 3,
@@ -349,6 +354,9 @@ fn enum_values_inside_payloads_keep_their_stored_spelling() {
     assert_eq!(payload["reason"], "password_reset");
     let payload = to_payload(&account_event_samples()[10]).unwrap();
     assert!(payload["protection"]["token_digest"].is_string());
+    let payload = to_payload(&account_event_samples()[17]).unwrap();
+    assert_eq!(payload["new_client"]["ip"], "198.51.100.4");
+    assert!(payload["new_client"]["protection"]["sealed_token"].is_object());
     let stored: Vec<&str> = CodePurpose::ALL.iter().map(|p| p.as_str()).collect();
     assert_eq!(
         stored,
@@ -377,5 +385,22 @@ fn change_events_stored_before_protection_links_read_back_without_one() {
         }
     );
     // Written back, such an event keeps the payload it was stored with (and so its chain hash).
+    assert_eq!(to_payload(&read).unwrap(), stored);
+}
+
+#[test]
+fn sign_ins_stored_before_new_sign_in_notices_read_back_without_a_new_client() {
+    let stored = serde_json::json!({
+        "method": "password", "session_id": "s2", "at": "2026-01-05T10:00:00Z"
+    });
+    let read: AccountEvent = from_payload("SignedIn", "1", stored.clone()).unwrap();
+    assert!(matches!(
+        read,
+        AccountEvent::SignedIn {
+            new_client: None,
+            ..
+        }
+    ));
+    // Written back unchanged, so its chain hash does not move.
     assert_eq!(to_payload(&read).unwrap(), stored);
 }

@@ -77,7 +77,8 @@ impl Application {
             PasswordPolicy::default(),
         )
         .with_directory(Arc::new(ReadDirectory(read.clone())))
-        .with_sessions(Arc::new(ReadSessions(read.clone())));
+        .with_sessions(Arc::new(ReadSessions(read.clone())))
+        .with_new_sign_in_notice_days(config.new_sign_in_notice_days);
         let service_tokens = config
             .service_tokens
             .iter()

@@ -38,6 +38,11 @@ pub struct Config {
     /// `ACCOUNTD_TRUSTED_PROXY_HEADER`: the header our proxy appends the client IP to; its
     /// right-most entry is taken (see `http::extract::client_of`).
     pub trusted_proxy_header: Option<String>,
+    /// `ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS`: a sign-in from a client (IP and user agent) without
+    /// a session of the account in this many days is notified to the contact email; 0 is off.
+    /// Default 30, and 0 on the development start (no `DATABASE_URL`: the embedded store in
+    /// the data folder), where every sign-in from a fresh browser would mail the file sink.
+    pub new_sign_in_notice_days: u32,
     /// `ACCOUNTD_SECRET_KEY`; generated into the data folder on the embedded store.
     secret_key: Option<String>,
     /// `ACCOUNTD_PREVIOUS_SECRET_KEYS`: older keys, comma-separated, still accepted for opening
@@ -132,6 +137,18 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let database = Database::parse(var("DATABASE_URL").as_deref())?;
+        let new_sign_in_notice_days = var("ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS")
+            .map(|v| {
+                v.trim().parse().context(
+                    "ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS must be a number of days (0 turns it off)",
+                )
+            })
+            .transpose()?
+            .unwrap_or(match database {
+                Database::Embedded => 0,
+                Database::Postgres | Database::SqliteFile(_) => 30,
+            });
         Ok(Self {
             nats_url: var("NATS_URL"),
             nats_stream_prefix: source("ACCOUNTD_NATS_STREAM_PREFIX").unwrap_or_default(),
@@ -153,11 +170,12 @@ impl Config {
                 .transpose()?
                 .unwrap_or(300),
             trusted_proxy_header: var("ACCOUNTD_TRUSTED_PROXY_HEADER"),
+            new_sign_in_notice_days,
             bind,
             data_dir: var("ACCOUNTD_DATA_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("./data")),
-            database: Database::parse(var("DATABASE_URL").as_deref())?,
+            database,
             database_url: var("DATABASE_URL"),
             secret_key: var("ACCOUNTD_SECRET_KEY"),
             previous_secret_keys: var("ACCOUNTD_PREVIOUS_SECRET_KEYS")
@@ -339,6 +357,40 @@ mod tests {
         assert_eq!(
             Database::parse(Some("sqlite:events.db")).unwrap(),
             Database::SqliteFile(PathBuf::from("events.db"))
+        );
+    }
+
+    #[test]
+    fn the_new_sign_in_notice_is_off_on_the_development_start_and_thirty_days_elsewhere() {
+        let days = |vars: &[(&str, &str)]| {
+            let vars: std::collections::HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            Config::from_vars(|name| vars.get(name).cloned()).map(|c| c.new_sign_in_notice_days)
+        };
+        assert_eq!(days(&[]).unwrap(), 0);
+        assert_eq!(
+            days(&[("DATABASE_URL", "postgres://db/accounts")]).unwrap(),
+            30
+        );
+        assert_eq!(
+            days(&[("DATABASE_URL", "sqlite:///var/lib/a.db")]).unwrap(),
+            30
+        );
+        let set = [
+            ("DATABASE_URL", "postgres://db/accounts"),
+            ("ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS", "0"),
+        ];
+        assert_eq!(days(&set).unwrap(), 0);
+        assert_eq!(
+            days(&[("ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS", "7")]).unwrap(),
+            7
+        );
+        let refused = days(&[("ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS", "-1")]).unwrap_err();
+        assert!(
+            format!("{refused:#}").contains("number of days"),
+            "{refused:#}"
         );
     }
 

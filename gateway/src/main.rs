@@ -33,6 +33,9 @@ Environment:
   ACCOUNTD_PREVIOUS_SECRET_KEYS  older keys still accepted for opening sealed values
   ACCOUNTD_IP_RATE_LIMIT         requests a minute per client IP and public route; 0 is off [default: 300]
   ACCOUNTD_TRUSTED_PROXY_HEADER  header holding the client IP behind a proxy
+  ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS
+                                 notify a sign-in from a client unseen in this many days; 0 is
+                                 off [default: 30; 0 without DATABASE_URL]
   ACCOUNTD_AUDIT_ANCHOR_INTERVAL seconds between audit anchors [default: 60]
   ACCOUNTD_LOG_FORMAT            text or json [default: text; colours only on a terminal]
   RUST_LOG                       log filter [default: info]";

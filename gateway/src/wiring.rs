@@ -107,6 +107,21 @@ impl commands::ports::SessionStore for ReadSessions {
                 .map_err(PortError::new)
         })
     }
+
+    fn seen_client<'a>(
+        &'a self,
+        account_id: &'a str,
+        ip: Option<&'a str>,
+        user_agent: Option<&'a str>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> commands::ports::PortFuture<'a, bool> {
+        Box::pin(async move {
+            self.0
+                .seen_client(account_id, ip, user_agent, since)
+                .await
+                .map_err(PortError::new)
+        })
+    }
 }
 
 /// No audit module wired: the audit routes answer 503.

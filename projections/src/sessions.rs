@@ -90,6 +90,20 @@ impl ReadStore {
         self.sessions.revoke_own(account_id, session_id, now).await
     }
 
+    /// Whether `account_id` had a session from the client `ip` / `user_agent` created or last
+    /// used at or after `since` (revoked ones count: signing out does not make a device new).
+    pub async fn seen_client(
+        &self,
+        account_id: &str,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<bool, ReadError> {
+        self.sessions
+            .seen_client(account_id, ip, user_agent, since)
+            .await
+    }
+
     /// Revokes one session.
     pub async fn revoke_session(
         &self,

@@ -451,6 +451,29 @@ async fn every_security_notice_carries_the_protection_link_of_its_own_change_and
     changes.push((bound, "login_email", c.clone()));
     changes.push((set, "password", c.clone()));
 
+    // A sign-in from a client new to the account: one notice, to the contact email only (not
+    // the contact mobile), naming the client.
+    world
+        .execute(
+            &a,
+            AccountCommand::SignInWithSms {
+                session_id: domain::SessionId::new("new-client-erin"),
+                new_client: Some(domain::account::SignInClient::new(
+                    Some("198.51.100.4".parse().unwrap()),
+                    Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"),
+                )),
+            },
+        )
+        .await;
+    let got = notices(steps.next(1).await);
+    let m = one(&got, Channel::Email, "frank@example.com");
+    assert_eq!(subject(m), "New sign-in to your account");
+    assert!(
+        m.text.contains("198.51.100.4") && m.text.contains("Firefox/133.0"),
+        "{m:?}"
+    );
+    changes.push((got, "sign_in", a.clone()));
+
     let mut tokens = std::collections::BTreeSet::new();
     for (notices, kind, account) in &changes {
         assert!(!notices.is_empty(), "notices of a {kind} change");

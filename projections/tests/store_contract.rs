@@ -20,6 +20,7 @@ on_both_backends!(
     the_session_store_finds_only_live_sessions_and_revokes_them,
     a_person_lists_their_live_sessions_and_ends_only_their_own,
     a_live_session_comes_with_its_accounts_stream_head,
+    a_client_is_seen_by_a_session_of_the_account_from_the_same_ip_and_agent_lately,
     a_checkpoint_moves_only_from_where_it_is_expected,
     a_projection_transaction_is_all_or_nothing,
     a_rebuild_swaps_the_copies_in_and_sets_the_checkpoint,
@@ -345,6 +346,59 @@ async fn a_person_lists_their_live_sessions_and_ends_only_their_own(db: TestData
         !store.revoke_own(A, "s1", expiry).await.unwrap(),
         "an expired one is not live"
     );
+}
+
+async fn a_client_is_seen_by_a_session_of_the_account_from_the_same_ip_and_agent_lately(
+    db: TestDatabase,
+) {
+    let read = open(&db).await;
+    let store = read.sessions();
+    let days = |n: i64| t0() + Duration::days(n);
+    let session =
+        |id: &str, account: &str, created: i64, ip: Option<&str>, agent: Option<&str>| Session {
+            session_id: id.to_owned(),
+            account_id: account.to_owned(),
+            created_at: days(created),
+            expires_at: days(created) + Duration::hours(12),
+            last_used_at: Some(days(created)),
+            ip: ip.map(str::to_owned),
+            user_agent: agent.map(str::to_owned),
+        };
+    const IP: &str = "198.51.100.4";
+    const FIREFOX: &str = "Mozilla/5.0 Firefox/133.0";
+    for (hash, s) in [
+        ("h1", session("s1", A, 0, Some(IP), Some(FIREFOX))),
+        ("h2", session("s2", A, 20, Some("2001:db8::1"), None)),
+        ("h3", session("s3", B, 40, Some(IP), Some("curl/8.5.0"))),
+    ] {
+        store.create(hash, &s).await.unwrap();
+    }
+    let seen = |ip: Option<&'static str>, agent: Option<&'static str>, since: i64| {
+        let store = read.sessions();
+        async move { store.seen_client(A, ip, agent, days(since)).await.unwrap() }
+    };
+    // Created at or after `since`: seen; the same IP and user agent both, on this account.
+    assert!(seen(Some(IP), Some(FIREFOX), 0).await);
+    assert!(!seen(Some(IP), Some(FIREFOX), 1).await, "too long ago");
+    assert!(!seen(Some(IP), Some("Mozilla/5.0 Chrome/131.0"), 0).await);
+    assert!(!seen(Some("198.51.100.5"), Some(FIREFOX), 0).await);
+    assert!(
+        !seen(Some(IP), Some("curl/8.5.0"), 0).await,
+        "another account's client"
+    );
+    // A missing user agent matches only a missing one.
+    assert!(seen(Some("2001:db8::1"), None, 20).await);
+    assert!(!seen(Some("2001:db8::1"), Some(FIREFOX), 0).await);
+    assert!(!seen(Some(IP), None, 0).await);
+    // A use of an old session counts from the use, and an ended session still counts.
+    store
+        .touch("s1", days(30), days(30) - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(seen(Some(IP), Some(FIREFOX), 25).await);
+    store.revoke("s1", days(31)).await.unwrap();
+    assert!(seen(Some(IP), Some(FIREFOX), 30).await, "signing out");
+    assert!(!seen(Some(IP), Some(FIREFOX), 31).await);
 }
 
 async fn a_checkpoint_moves_only_from_where_it_is_expected(db: TestDatabase) {

@@ -121,6 +121,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
                 "compute:{COMPUTE_TOKEN},support:{SUPPORT_TOKEN},notifier:{NOTIFIER_TOKEN},auditor:{AUDITOR_TOKEN}"
             ),
         ),
+        // Its default differs by store (30 days on PostgreSQL, off on the embedded store), and
+        // a flow must behave alike on both: the tests of the notice turn it on.
+        ("ACCOUNTD_NEW_SIGN_IN_NOTICE_DAYS".into(), "0".into()),
     ]);
     let database = match backend {
         Backend::Postgres => {

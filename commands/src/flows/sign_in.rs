@@ -5,9 +5,14 @@
 //! [`REFUSED_SIGN_IN_FLOOR`] after it began: a known login does more work than an unknown one
 //! (reading the account, recording the failure), about a millisecond that a median of many tries
 //! would otherwise show (issue 13, finding 7).
+//!
+//! A sign-in from a client (IP and user agent) from which the account had no session in the
+//! configured number of days carries that client into the command, and the aggregate records it
+//! with a protection link for the new-sign-in notice (docs/adr/0009). The sessions are looked up
+//! before the command (the aggregate does no I/O) and before the new session exists.
 
 use chrono::{DateTime, Utc};
-use domain::account::AccountCommand;
+use domain::account::{AccountCommand, SignInClient};
 use domain::values::{AccountId, Email, Mobile, VerificationCode};
 use domain::{DomainError, PasswordHash, SessionId};
 use std::sync::LazyLock;
@@ -99,12 +104,14 @@ impl CommandService {
             return Err(DomainError::Locked { until }.into());
         }
         let session_id = SessionId::new(Uuid::new_v4().to_string());
+        let new_client = self.new_client(&id, context).await?;
         self.retry_on_stale_check(|| async {
             let account = self.account(&id).await?.state;
             let check = self.check_password(&account, password).await?;
             let command = AccountCommand::SignInWithPassword {
                 check,
                 session_id: session_id.clone(),
+                new_client: new_client.clone(),
             };
             self.execute(&id, command, context).await
         })
@@ -131,9 +138,37 @@ impl CommandService {
         let session_id = SessionId::new(Uuid::new_v4().to_string());
         let command = AccountCommand::SignInWithSms {
             session_id: session_id.clone(),
+            new_client: self.new_client(&owner, context).await?,
         };
         self.execute(&owner, command, context).await?;
         self.open_session(owner, session_id, context).await
+    }
+
+    /// The client of `context` when account `id` had no session from it (same IP and user
+    /// agent, revoked or not) created or used within the new-sign-in notice's days; `None` when
+    /// it had one, or when the notice is off (then nothing is looked up).
+    async fn new_client(
+        &self,
+        id: &AccountId,
+        context: &CommandContext,
+    ) -> Result<Option<SignInClient>, ServiceError> {
+        let days = self.new_sign_in_notice_days();
+        if days == 0 {
+            return Ok(None);
+        }
+        let since = self.now() - chrono::Duration::days(i64::from(days));
+        let ip = context.ip.map(|ip| ip.to_string());
+        let seen = self
+            .sessions()
+            .seen_client(
+                id.as_str(),
+                ip.as_deref(),
+                context.user_agent.as_deref(),
+                since,
+            )
+            .await
+            .map_err(ServiceError::Unavailable)?;
+        Ok((!seen).then(|| SignInClient::new(context.ip, context.user_agent.as_deref())))
     }
 
     async fn open_session(

@@ -5,7 +5,7 @@ use crate::codes::Channel;
 use crate::services::{Digest, PasswordCheck, PasswordHash, ReuseCheck, SessionId};
 use crate::values::{AccountId, Email, Mobile, ServerIp, VerificationCode};
 
-use super::events::{AccountSummary, RecoveryMethod, VerificationMethod};
+use super::events::{AccountSummary, RecoveryMethod, SignInClient, VerificationMethod};
 
 #[derive(Debug, Clone)]
 pub enum AccountCommand {
@@ -24,13 +24,17 @@ pub enum AccountCommand {
     },
 
     /// A successful sign-in (the password was checked by the command layer, or the SMS
-    /// challenge passed).
+    /// challenge passed). `new_client` is the client when the command layer found no recent
+    /// session of the account from it (and the new-sign-in notice is on): the sign-in is then
+    /// recorded with a protection link for its notice.
     SignInWithPassword {
         check: PasswordCheck,
         session_id: SessionId,
+        new_client: Option<SignInClient>,
     },
     SignInWithSms {
         session_id: SessionId,
+        new_client: Option<SignInClient>,
     },
 
     /// Step-up by code: sends a code to the recovery mobile or recovery email.

@@ -4,12 +4,15 @@
 //! Times that rules depend on travel in the payload (`at`, `expires_at`, …) because `apply`
 //! sees only the event, never the metadata.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::protection::{ProtectedChange, ProtectionLink, UnfreezeReason};
 use crate::codes::{Channel, CodePurpose};
+use crate::rules::USER_AGENT_MAX_CHARS;
 use crate::services::{Digest, PasswordHash, Sealed, SessionId};
 use crate::values::{AccountId, Email, Mobile, ServerIp};
 
@@ -56,6 +59,43 @@ pub enum RecoveryMethod {
     Mobile,
     AccountId,
     ServerIp,
+}
+
+/// The client a sign-in comes from: the request's address and user agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInClient {
+    pub ip: Option<IpAddr>,
+    /// At most [`USER_AGENT_MAX_CHARS`] characters: enough to name a browser in a notice, and
+    /// no client-written header of kilobytes in every event.
+    pub user_agent: Option<String>,
+}
+
+impl SignInClient {
+    /// The client of a request, its user agent cut to [`USER_AGENT_MAX_CHARS`] characters
+    /// and control characters dropped (it is shown in a notice's text).
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        let user_agent = user_agent
+            .map(|agent| {
+                agent
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_MAX_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|agent| !agent.trim().is_empty());
+        Self { ip, user_agent }
+    }
+}
+
+/// A sign-in from a client the account had no session from lately (docs/adr/0009): its
+/// notice goes to the contact email with a protection link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewClient {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The link of the new-sign-in notice: following it ends every session (this sign-in's
+    /// too) and freezes the account; a sign-in has no value to restore.
+    pub protection: ProtectionLink,
 }
 
 /// One account line of an account-information message.
@@ -186,6 +226,11 @@ pub enum AccountEvent {
         method: VerificationMethod,
         session_id: SessionId,
         at: DateTime<Utc>,
+        /// Set when the client was new to the account (no session from the same IP and user
+        /// agent lately): the sign-in is notified with a protection link. Absent otherwise, and
+        /// on events recorded before new-sign-in notices existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new_client: Option<NewClient>,
     },
     SignInFailed {
         consecutive_failures: u32,

@@ -28,8 +28,8 @@ use crate::values::{AccountId, Email, Mobile, ServerIp};
 pub use commands::AccountCommand;
 pub use decide::rejection;
 pub use events::{
-    AccountEvent, AccountSummary, PasswordChangeReason, RecoveryMethod, Verifiable,
-    VerificationMethod,
+    AccountEvent, AccountSummary, NewClient, PasswordChangeReason, RecoveryMethod, SignInClient,
+    Verifiable, VerificationMethod,
 };
 pub use profile::{Profile, ProfileValue, Server as ProfileServer, Warning};
 pub use protection::{ProtectedChange, Protection, ProtectionLink, UnfreezeReason};
@@ -338,9 +338,29 @@ impl Aggregate for Account {
                 // A reset ends every session, and with them their step-ups.
                 self.step_ups.clear();
             }
-            E::SignedIn { method, .. } => {
+            E::SignedIn {
+                method,
+                session_id,
+                new_client,
+                ..
+            } => {
                 if method == VerificationMethod::Password {
                     self.password_check_succeeded();
+                }
+                if let Some(NewClient {
+                    ip,
+                    user_agent,
+                    protection,
+                }) = new_client
+                {
+                    self.remember_protection(
+                        Some(protection),
+                        ProtectedChange::SignIn {
+                            session_id,
+                            ip,
+                            user_agent,
+                        },
+                    );
                 }
             }
             E::SignInFailed { at, .. } => {
@@ -418,7 +438,9 @@ impl Account {
             }
             ProtectedChange::RecoveryEmail { previous, .. } => self.recovery_email = previous,
             ProtectedChange::LoginEmail { .. } => self.login_email = None,
-            ProtectedChange::Password | ProtectedChange::PasswordReset => {}
+            ProtectedChange::Password
+            | ProtectedChange::PasswordReset
+            | ProtectedChange::SignIn { .. } => {}
         }
     }
 

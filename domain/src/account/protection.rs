@@ -11,11 +11,13 @@
 //! so following a link needs no index written after the change commits (nothing to lose in a
 //! crash between the two), and the aggregate alone decides whether the token is live.
 
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::events::Verifiable;
-use crate::services::{Digest, Sealed};
+use crate::services::{Digest, Sealed, SessionId};
 use crate::values::{AccountId, Email, Mobile};
 
 /// What a change event carries so that its notice can carry the link: the token's SHA-256 (to
@@ -55,6 +57,13 @@ pub enum ProtectedChange {
     Password,
     /// The password was reset from an emailed link: likewise only a freeze.
     PasswordReset,
+    /// A sign-in from a client new to the account (its new-sign-in notice): nothing to
+    /// restore; the freeze ends every session, that sign-in's too.
+    SignIn {
+        session_id: SessionId,
+        ip: Option<IpAddr>,
+        user_agent: Option<String>,
+    },
 }
 
 impl ProtectedChange {
@@ -68,12 +77,17 @@ impl ProtectedChange {
             Self::LoginEmail { .. } => "login_email",
             Self::Password => "password",
             Self::PasswordReset => "password_reset",
+            Self::SignIn { .. } => "sign_in",
         }
     }
 
-    /// Whether a revert can restore the value before this change (passwords cannot be).
+    /// Whether a revert can restore the value before this change (passwords cannot be, and a
+    /// sign-in set no value).
     pub fn is_revertible(&self) -> bool {
-        !matches!(self, Self::Password | Self::PasswordReset)
+        !matches!(
+            self,
+            Self::Password | Self::PasswordReset | Self::SignIn { .. }
+        )
     }
 }
 

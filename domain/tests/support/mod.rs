@@ -344,6 +344,7 @@ impl Story {
         self.exec(AccountCommand::SignInWithPassword {
             check: not_matching(version),
             session_id: sid("sign-in"),
+            new_client: None,
         })
     }
 
@@ -353,6 +354,7 @@ impl Story {
         self.exec(AccountCommand::SignInWithPassword {
             check: matching(version),
             session_id: sid("sign-in"),
+            new_client: None,
         })
     }
 

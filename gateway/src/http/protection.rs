@@ -24,10 +24,11 @@ pub struct AccountSecured {
     /// completed password reset.
     pub frozen: bool,
     /// The change the notice was about: `contact_mobile`, `contact_email`, `recovery_mobile`,
-    /// `recovery_email`, `login_email`, `password` or `password_reset`.
+    /// `recovery_email`, `login_email`, `password`, `password_reset` or `sign_in` (a sign-in
+    /// from a new client).
     pub change: String,
-    /// Whether that change was undone (the value before it restored). Passwords cannot be, and
-    /// a change that a later one already replaced is left alone.
+    /// Whether that change was undone (the value before it restored). Passwords and sign-ins
+    /// cannot be, and a change that a later one already replaced is left alone.
     pub reverted: bool,
 }
 

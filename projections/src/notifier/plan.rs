@@ -4,7 +4,8 @@
 //! - Verification codes go to the target being verified; sign-up / sign-in codes to the
 //!   challenge's mobile.
 //! - Security notices go to every contact value as it stands once the change took effect,
-//!   verified or not, and a change also to the value it replaced.
+//!   verified or not, and a change also to the value it replaced. The new-sign-in notice goes
+//!   to the contact email only (issue 15: an SMS for every new browser would cost and annoy).
 //! - The reset link goes to the login email named in `ResetTokenIssued`.
 //! - Account information goes to the mobile named in `AccountInfoSent`, once per message id
 //!   (the same message may be recorded on each account it lists).
@@ -117,6 +118,8 @@ pub enum Notice {
     LoginEmailBound,
     ContactMobileChanged,
     ContactEmailChanged,
+    /// A sign-in from a client new to the account (docs/adr/0009).
+    NewSignIn,
 }
 
 impl Notice {
@@ -130,6 +133,7 @@ impl Notice {
             Self::LoginEmailBound => "login_email_bound",
             Self::ContactMobileChanged => "contact_mobile_changed",
             Self::ContactEmailChanged => "contact_email_changed",
+            Self::NewSignIn => "new_sign_in",
         }
     }
 
@@ -143,6 +147,7 @@ impl Notice {
             "login_email_bound" => Self::LoginEmailBound,
             "contact_mobile_changed" => Self::ContactMobileChanged,
             "contact_email_changed" => Self::ContactEmailChanged,
+            "new_sign_in" => Self::NewSignIn,
             _ => return None,
         })
     }
@@ -200,6 +205,13 @@ pub enum NotifierEvent {
     },
     PasswordReset {
         link: Option<Sealed>,
+    },
+    /// A `SignedIn` with a `new_client`: the client it came from (no secret) and its link.
+    /// Sign-ins without one are [`NotifierEvent::Other`].
+    NewSignIn {
+        ip: Option<String>,
+        user_agent: Option<String>,
+        link: Sealed,
     },
     ResetTokenIssued {
         sealed_token: Sealed,
@@ -282,6 +294,17 @@ impl NotifierEvent {
             reason: PasswordChangeReason,
             #[serde(default)]
             protection: Option<Link>,
+        }
+        #[derive(Deserialize)]
+        struct NewClient {
+            ip: Option<String>,
+            user_agent: Option<String>,
+            protection: Link,
+        }
+        #[derive(Deserialize)]
+        struct SignedIn {
+            #[serde(default)]
+            new_client: Option<NewClient>,
         }
         #[derive(Deserialize)]
         struct ResetToken {
@@ -373,6 +396,14 @@ impl NotifierEvent {
             }
             "PasswordReset" => Self::PasswordReset {
                 link: link(read::<Reset>(payload)?.protection),
+            },
+            "SignedIn" => match read::<SignedIn>(payload)?.new_client {
+                Some(client) => Self::NewSignIn {
+                    ip: client.ip,
+                    user_agent: client.user_agent,
+                    link: client.protection.sealed_token,
+                },
+                None => Self::Other,
             },
             "ResetTokenIssued" => {
                 let e: ResetToken = read(payload)?;
@@ -559,6 +590,19 @@ pub fn plan_account_event(
                 notice(Notice::PasswordReset, None, link),
             );
         }
+        NotifierEvent::NewSignIn {
+            ip,
+            user_agent,
+            link,
+        } => {
+            let mut params = notice(Notice::NewSignIn, None, &Some(link.clone()));
+            params["ip"] = json!(ip);
+            params["user_agent"] = json!(user_agent);
+            messages = to_contacts(contacts, Template::SecurityNotice, params)
+                .into_iter()
+                .filter(|m| m.channel == Channel::Email)
+                .collect();
+        }
         NotifierEvent::ResetTokenIssued {
             sealed_token,
             login_email,
@@ -659,6 +703,67 @@ mod tests {
 
     fn recipients(plan: &Plan) -> Vec<String> {
         plan.messages.iter().map(|m| m.recipient.clone()).collect()
+    }
+
+    /// A stored `SignedIn` as the notifier reads it.
+    fn signed_in(new_client: Option<domain::account::NewClient>) -> NotifierEvent {
+        let event = domain::AccountEvent::SignedIn {
+            method: domain::account::VerificationMethod::Password,
+            session_id: domain::SessionId::new("s1"),
+            at: Utc::now(),
+            new_client,
+        };
+        let payload = serde_json::to_value(event).unwrap()["SignedIn"].clone();
+        NotifierEvent::parse("SignedIn", payload).unwrap()
+    }
+
+    #[test]
+    fn a_sign_in_from_a_new_client_is_notified_to_the_contact_email_only_with_its_link() {
+        let mut contacts = Contacts {
+            mobile: Some(("+8613800138000".into(), true)),
+            email: Some(("ada@example.com".into(), false)),
+            ..Contacts::default()
+        };
+        let sealed = Sealed {
+            key_id: "k1".into(),
+            ciphertext: "sealed-token".into(),
+        };
+        let event = signed_in(Some(domain::account::NewClient {
+            ip: Some("198.51.100.4".parse().unwrap()),
+            user_agent: Some("Firefox/133.0".into()),
+            protection: domain::account::ProtectionLink {
+                token_digest: domain::Digest::from_hex("d1g35t"),
+                sealed_token: sealed.clone(),
+                expires_at: Utc::now(),
+            },
+        }));
+        let plan = plan_account_event("100000000001", 7, &event, &mut contacts);
+        assert_eq!(plan.source_id, "100000000001:7");
+        assert_eq!(
+            plan.messages,
+            vec![Planned {
+                channel: Channel::Email,
+                recipient: "ada@example.com".into(),
+                template: Template::SecurityNotice,
+                params: json!({
+                    "notice": "new_sign_in",
+                    "account_id": "100000000001",
+                    "masked_value": null,
+                    "ip": "198.51.100.4",
+                    "user_agent": "Firefox/133.0",
+                    "sealed_link": sealed,
+                }),
+            }]
+        );
+        assert!(!plan.messages[0].params.to_string().contains("d1g35t"));
+
+        // A sign-in from a known client (or recorded before the notice existed) sends nothing.
+        let plan = plan_account_event("100000000001", 8, &signed_in(None), &mut contacts);
+        assert!(plan.messages.is_empty());
+        // Nor does a new client of an account without a contact email.
+        contacts.email = None;
+        let plan = plan_account_event("100000000001", 9, &event, &mut contacts);
+        assert!(plan.messages.is_empty());
     }
 
     #[test]

@@ -175,7 +175,22 @@ pub fn notice_subject(notice: Notice) -> &'static str {
         Notice::LoginEmailBound => "A login email was bound to your account",
         Notice::ContactMobileChanged => "Your contact mobile was changed",
         Notice::ContactEmailChanged => "Your contact email was changed",
+        Notice::NewSignIn => "New sign-in to your account",
     }
+}
+
+/// The most characters of a user agent a new-sign-in notice shows (the event keeps up to 200).
+const SHORT_USER_AGENT_CHARS: usize = 80;
+
+/// The user agent as a notice names it: cut short, and left out when it would show a run of
+/// six digits (the text must not look like a code message).
+fn short_user_agent(agent: Option<String>) -> Option<String> {
+    let agent = agent?;
+    let mut short: String = agent.chars().take(SHORT_USER_AGENT_CHARS).collect();
+    if short.len() < agent.len() {
+        short.push('…');
+    }
+    shown(Some(short))
 }
 
 fn security_notice(
@@ -191,14 +206,30 @@ fn security_notice(
         /// The change's protection token, sealed (absent on changes recorded before links).
         #[serde(default)]
         sealed_link: Option<Sealed>,
+        /// The client of a new sign-in (`new_sign_in` only).
+        #[serde(default)]
+        ip: Option<String>,
+        #[serde(default)]
+        user_agent: Option<String>,
     }
     let p: Params = read(params)?;
     let notice = Notice::parse(&p.notice)
         .ok_or_else(|| RenderError::Malformed(format!("unknown notice {}", p.notice)))?;
     let subject = notice_subject(notice);
-    let detail = match shown(p.masked_value) {
-        Some(value) => format!(" It is now {value}."),
-        None => String::new(),
+    let detail = match (notice, shown(p.masked_value)) {
+        (Notice::NewSignIn, _) => {
+            let from = match shown(p.ip) {
+                Some(ip) => format!(" from IP address {ip}"),
+                None => String::new(),
+            };
+            let with = match short_user_agent(p.user_agent) {
+                Some(agent) => format!(" with {agent}"),
+                None => String::new(),
+            };
+            format!(" Someone signed in{from}{with}, a client this account had not used lately.")
+        }
+        (_, Some(value)) => format!(" It is now {value}."),
+        (_, None) => String::new(),
     };
     let mut text = format!(
         "accountd security notice for account {}: {subject}.{detail} If this was you, \
@@ -206,6 +237,11 @@ fn security_notice(
         p.account_id
     );
     let advice = match &p.sealed_link {
+        Some(_) if notice == Notice::NewSignIn => format!(
+            " If it was not, open this link within {} days: it ends every session, that \
+             sign-in's too, and locks the account until you reset your password.",
+            PROTECTION_TOKEN_TTL.num_days()
+        ),
         Some(_) => format!(
             " If it was not, open this link within {} days: it ends every session, undoes this \
              change where it can and locks the account until you reset your password.",

@@ -188,7 +188,9 @@ impl ProfileRow {
                 self.recovery_email = previous.as_ref().map(|e| e.as_str().to_owned());
             }
             ProtectedChange::LoginEmail { .. } => self.login_email = None,
-            ProtectedChange::Password | ProtectedChange::PasswordReset => {}
+            ProtectedChange::Password
+            | ProtectedChange::PasswordReset
+            | ProtectedChange::SignIn { .. } => {}
         }
     }
 

@@ -84,6 +84,16 @@ pub trait SessionStore: Send + Sync {
         keep: &str,
         now: DateTime<Utc>,
     ) -> Result<(), ReadError>;
+    /// Whether `account_id` had a session, revoked or not, from the client `ip` and
+    /// `user_agent` (the same values; a missing value matches only a missing one) created or
+    /// last used at or after `since`.
+    async fn seen_client(
+        &self,
+        account_id: &str,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<bool, ReadError>;
 }
 
 /// Checkpoints, batch transactions and rebuild tables of the projections.

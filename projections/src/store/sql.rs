@@ -31,6 +31,9 @@ pub(crate) struct Statements {
     pub revoke_own_session: &'static str,
     pub revoke_session: &'static str,
     pub revoke_sessions_but: &'static str,
+    /// One session (revoked or not) of account $1 from ip $2 and user agent $3 (a missing
+    /// value matches only a missing one) created or last used at or after $4.
+    pub seen_client: &'static str,
     pub checkpoint: &'static str,
     pub ensure_checkpoint: &'static str,
     /// Takes the checkpoint row's lock for the rest of the transaction.
@@ -176,6 +179,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
     for<'r> Session: FromRow<'r, DB::Row>,
     for<'r> ActiveSession: FromRow<'r, DB::Row>,
+    for<'r> (String,): FromRow<'r, DB::Row>,
 {
     async fn create(&self, token_hash: &str, session: &Session) -> Result<(), ReadError> {
         sqlx::query(DB::SQL.create_session)
@@ -264,6 +268,23 @@ where
             .execute(&self.0)
             .await?;
         Ok(())
+    }
+
+    async fn seen_client(
+        &self,
+        account_id: &str,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+        since: DateTime<Utc>,
+    ) -> Result<bool, ReadError> {
+        let found: Option<String> = sqlx::query_scalar(DB::SQL.seen_client)
+            .bind(account_id)
+            .bind(ip)
+            .bind(user_agent)
+            .bind(since)
+            .fetch_optional(&self.0)
+            .await?;
+        Ok(found.is_some())
     }
 }
 

@@ -14,6 +14,7 @@ mod hardening;
 mod hygiene;
 mod internal;
 mod login_email;
+mod new_sign_in;
 mod operations;
 mod password_change;
 mod password_reset;

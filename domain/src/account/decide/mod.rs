@@ -65,10 +65,15 @@ impl Account {
             C::RegisterWithMobile { account_id, mobile } => {
                 self.decide_register_with_mobile(account_id, mobile, now)
             }
-            C::SignInWithPassword { check, session_id } => {
-                self.decide_sign_in_with_password(check, session_id, now)
-            }
-            C::SignInWithSms { session_id } => Ok(self.decide_sign_in_with_sms(session_id, now)),
+            C::SignInWithPassword {
+                check,
+                session_id,
+                new_client,
+            } => self.decide_sign_in_with_password(check, session_id, new_client, services),
+            C::SignInWithSms {
+                session_id,
+                new_client,
+            } => Ok(self.decide_sign_in_with_sms(session_id, new_client, services)),
             C::StartIdentityVerification {
                 verification_id,
                 method,

@@ -90,7 +90,9 @@ impl Account {
                 self.recovery_email.as_ref() == Some(email)
             }
             ProtectedChange::LoginEmail { email } => self.login_email.as_ref() == Some(email),
-            ProtectedChange::Password | ProtectedChange::PasswordReset => false,
+            ProtectedChange::Password
+            | ProtectedChange::PasswordReset
+            | ProtectedChange::SignIn { .. } => false,
         }
     }
 }

@@ -14,6 +14,11 @@ document.addEventListener("DOMContentLoaded", () => {
     password: "password",
     password_reset: "password reset",
   };
+  // What the page says when nothing could be undone, per change kind (default: the generic one).
+  const unrevertable = {
+    sign_in: "The sign-in from the new device ended with every other session; the lock and " +
+      "the password reset protect the account.",
+  };
 
   function invalidLink() {
     $("intro").hidden = true;
@@ -40,7 +45,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const what = names[answer.body.change] || "change";
     $("done-revert").textContent = answer.body.reverted
       ? "The " + what + " change was undone: the previous value is back."
-      : "The " + what + " change could not be undone here; the lock and the password reset " +
+      : unrevertable[answer.body.change] ||
+        "The " + what + " change could not be undone here; the lock and the password reset " +
         "protect the account.";
     $("intro").hidden = true;
     $("secure-form").hidden = true;

@@ -83,6 +83,9 @@ impl Dialect for Sqlite {
              WHERE session_id = ?1 AND revoked_at IS NULL",
         revoke_sessions_but: "UPDATE sessions SET revoked_at = ?2 \
              WHERE account_id = ?1 AND revoked_at IS NULL AND session_id <> ?3",
+        seen_client: "SELECT session_id FROM sessions \
+             WHERE account_id = ?1 AND ip IS ?2 AND user_agent IS ?3 \
+               AND (created_at >= ?4 OR last_used_at >= ?4) LIMIT 1",
         checkpoint: "SELECT tx_id, position FROM projection_checkpoints WHERE name = ?1",
         ensure_checkpoint: "INSERT INTO projection_checkpoints (name, tx_id, position) \
              VALUES (?1, 0, 0) ON CONFLICT (name) DO NOTHING",
