@@ -117,8 +117,35 @@ impl MemoryStream {
 struct StreamState {
     messages: VecDeque<Stored>,
     last_sequence: u64,
-    recent_ids: HashMap<String, (u64, Instant)>,
+    recent_ids: RecentIds,
     consumers: HashMap<String, ConsumerState>,
+}
+
+/// The message ids published within the duplicate window, as JetStream keeps them: a publish
+/// with one of them is a duplicate. Kept in publication order too, so that forgetting the
+/// expired ones costs only what expires (the stream of one busy second holds thousands).
+#[derive(Default)]
+struct RecentIds {
+    by_id: HashMap<String, u64>,
+    in_order: VecDeque<(Instant, String)>,
+}
+
+impl RecentIds {
+    fn remember(&mut self, id: &str, sequence: u64, now: Instant) {
+        self.by_id.insert(id.to_owned(), sequence);
+        self.in_order.push_back((now, id.to_owned()));
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while let Some((at, _)) = self.in_order.front() {
+            if now.duration_since(*at) < DUPLICATE_WINDOW {
+                break;
+            }
+            if let Some((_, id)) = self.in_order.pop_front() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -171,12 +198,11 @@ impl StreamState {
 
     fn append(&mut self, message: OutgoingMessage) -> Published {
         let now = Instant::now();
-        self.recent_ids
-            .retain(|_, (_, at)| now.duration_since(*at) < DUPLICATE_WINDOW);
+        self.recent_ids.forget_before(now);
         if let Some(id) = &message.message_id {
-            if let Some((sequence, _)) = self.recent_ids.get(id) {
+            if let Some(&sequence) = self.recent_ids.by_id.get(id) {
                 return Published {
-                    stream_sequence: *sequence,
+                    stream_sequence: sequence,
                     duplicate: true,
                 };
             }
@@ -184,7 +210,7 @@ impl StreamState {
         self.last_sequence += 1;
         let sequence = self.last_sequence;
         if let Some(id) = &message.message_id {
-            self.recent_ids.insert(id.clone(), (sequence, now));
+            self.recent_ids.remember(id, sequence, now);
         }
         self.messages.push_back(Stored {
             sequence,
@@ -353,5 +379,36 @@ impl Acker {
             }
         }
         self.stream.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> OutgoingMessage {
+        OutgoingMessage {
+            subject: "s".to_owned(),
+            message_id: Some(id.to_owned()),
+            payload: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_id_is_a_duplicate_within_the_window_and_new_after_it() {
+        let mut state = StreamState::default();
+        assert!(!state.append(message("a")).duplicate);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!state.append(message("b")).duplicate);
+        let again = state.append(message("a"));
+        assert!(again.duplicate && again.stream_sequence == 1);
+
+        // "a" leaves the window; "b", published a minute later, is still in it.
+        tokio::time::advance(DUPLICATE_WINDOW - Duration::from_secs(30)).await;
+        let a = state.append(message("a"));
+        assert!(!a.duplicate && a.stream_sequence == 3);
+        assert!(state.append(message("b")).duplicate);
+        assert_eq!(state.recent_ids.by_id.len(), 2);
+        assert_eq!(state.recent_ids.in_order.len(), 2);
     }
 }
