@@ -80,6 +80,9 @@ pub trait LimitStore: Send + Sync {
         limit: TargetLimit,
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError>;
+    /// Forgets the sends at or before `before` (they no longer count), keeping each target's
+    /// newest: admissions number their sends after it.
+    async fn prune_sends(&self, before: DateTime<Utc>) -> Result<(), StoreError>;
     /// When the newest counted send to `target` for `purpose` was admitted.
     async fn newest_send(
         &self,
@@ -106,6 +109,9 @@ impl Store {
         limit: TargetLimit,
         now: DateTime<Utc>,
     ) -> Result<Result<(), RetryAfter>, StoreError> {
+        if rand::rng().random_ratio(1, 200) {
+            self.limits().prune_sends(now - Duration::days(1)).await?;
+        }
         self.limits().admit_send(target, purpose, limit, now).await
     }
 

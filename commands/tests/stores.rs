@@ -19,6 +19,8 @@ on_both_backends!(
     claim_store_keeps_one_owner_and_its_state,
     limit_store_counts_sends_and_requests,
     limit_store_admits_one_of_many_concurrent_sends,
+    limit_store_admits_exactly_the_daily_cap_of_many_concurrent_sends,
+    limit_store_forgets_old_sends_and_still_counts_exactly,
 );
 
 const TYPE: &str = "Contract";
@@ -218,32 +220,90 @@ async fn limit_store_counts_sends_and_requests(db: TestDatabase) {
 }
 
 /// Check-then-insert is exact: of many admissions of one target at the same instant, the
-/// cooldown lets exactly one through (each dialect's `serialize_sends`).
+/// cooldown lets exactly one through (the losers of the race for the next send number decide
+/// again on what the winner wrote).
 async fn limit_store_admits_one_of_many_concurrent_sends(db: TestDatabase) {
     // Many rounds of 16 admissions released together, each round on a target of its own: a
-    // check-then-insert that is not serialised lets two through in some round.
+    // check-then-insert that is not exact lets two through in some round.
     for round in 0..20 {
         let target = format!("same-{round}");
-        let start = std::sync::Arc::new(tokio::sync::Barrier::new(16));
-        let tries: Vec<_> = (0..16)
-            .map(|_| {
-                let (store, start, target) = (db.store.clone(), start.clone(), target.clone());
-                tokio::spawn(async move {
-                    start.wait().await;
-                    store
-                        .limits()
-                        .admit_send(&target, "p", TargetLimit::CODES, t0())
-                        .await
-                        .unwrap()
-                })
-            })
-            .collect();
-        let mut admitted = 0;
-        for attempt in tries {
-            if attempt.await.unwrap().is_ok() {
-                admitted += 1;
-            }
-        }
+        let admitted = admitted_of_concurrent(&db, &target, TargetLimit::CODES, 16, t0()).await;
         assert_eq!(admitted, 1, "round {round}");
     }
+}
+
+/// `n` admissions of `target` under `limit` at `at`, released together: how many got through.
+async fn admitted_of_concurrent(
+    db: &TestDatabase,
+    target: &str,
+    limit: TargetLimit,
+    n: usize,
+    at: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(n));
+    let tries: Vec<_> = (0..n)
+        .map(|_| {
+            let (store, start, target) = (db.store.clone(), start.clone(), target.to_owned());
+            tokio::spawn(async move {
+                start.wait().await;
+                (store.limits().admit_send(&target, "p", limit, at).await).unwrap()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for attempt in tries {
+        admitted += usize::from(attempt.await.unwrap().is_ok());
+    }
+    admitted
+}
+
+/// Without a cooldown every admission races for the next number until the day's cap is
+/// reached: exactly the cap gets through, however many ask at once.
+async fn limit_store_admits_exactly_the_daily_cap_of_many_concurrent_sends(db: TestDatabase) {
+    let limit = TargetLimit::ACCOUNT_INFO;
+    for round in 0..5 {
+        let target = format!("capped-{round}");
+        let admitted = admitted_of_concurrent(&db, &target, limit, 24, t0()).await;
+        assert_eq!(admitted as i64, limit.per_day, "round {round}");
+    }
+}
+
+/// Pruning forgets what no longer counts but keeps each target's newest send, so the sends
+/// after it are still numbered past it and concurrent admissions stay exact.
+async fn limit_store_forgets_old_sends_and_still_counts_exactly(db: TestDatabase) {
+    let limits = db.store.limits();
+    let day = chrono::Duration::days(1);
+    for minute in 0..3 {
+        let at = t0() + chrono::Duration::minutes(minute);
+        assert_eq!(
+            limits
+                .admit_send("old", "p", TargetLimit::CODES, at)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+    }
+    limits.prune_sends(t0() + day * 2).await.unwrap();
+    let newest = limits.newest_send("old", "p").await.unwrap();
+    assert_eq!(
+        newest,
+        Some(t0() + chrono::Duration::minutes(2)),
+        "the newest is kept"
+    );
+    let later = t0() + day * 3;
+    assert_eq!(
+        admitted_of_concurrent(&db, "old", TargetLimit::CODES, 16, later).await,
+        1
+    );
+    // And the cooldown runs from the send just admitted.
+    let refused = limits
+        .admit_send(
+            "old",
+            "p",
+            TargetLimit::CODES,
+            later + chrono::Duration::seconds(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.map_err(|r| r.seconds()), Err(50));
 }

@@ -7,8 +7,6 @@ mod events;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, Executor, PgConnection, Postgres};
 
@@ -22,7 +20,6 @@ pub(super) const MAX_CONNECTIONS: u32 = 32;
 /// The write side's stores on one PostgreSQL pool.
 pub(super) type Pg = SqlStore<Postgres>;
 
-#[async_trait]
 impl Dialect for Postgres {
     const SQL: Statements = Statements {
         claim_insert: "INSERT INTO claims (kind, value, owner, state) \
@@ -49,9 +46,15 @@ impl Dialect for Postgres {
               WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
         idempotency_forget: "DELETE FROM idempotency_records \
               WHERE scope_digest = $1 AND lease_until = $2 AND status IS NULL",
-        sends_since: "SELECT sent_at FROM code_sends WHERE target = $1 AND purpose = $2 \
-             AND sent_at > $3 ORDER BY sent_at",
-        insert_send: "INSERT INTO code_sends (target, purpose, sent_at) VALUES ($1, $2, $3)",
+        sends_since: "SELECT sent_at, seq FROM code_sends WHERE target = $1 AND purpose = $2 \
+             AND (sent_at > $3 OR seq = (SELECT MAX(seq) FROM code_sends \
+                                      WHERE target = $1 AND purpose = $2)) \
+             ORDER BY sent_at",
+        insert_send: "INSERT INTO code_sends (target, purpose, seq, sent_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (target, purpose, seq) DO NOTHING",
+        prune_sends: "DELETE FROM code_sends WHERE sent_at <= $1 AND seq < \
+             (SELECT MAX(seq) FROM code_sends newest \
+               WHERE newest.target = code_sends.target AND newest.purpose = code_sends.purpose)",
         newest_send: "SELECT MAX(sent_at) FROM code_sends WHERE target = $1 AND purpose = $2",
         count_request: "INSERT INTO ip_requests (client_ip, route, window_start, count) \
              VALUES ($1, $2, $3, 1) ON CONFLICT (client_ip, route, window_start) \
@@ -59,21 +62,6 @@ impl Dialect for Postgres {
         prune_request_windows: "DELETE FROM ip_requests WHERE window_start < $1",
         reset_token_owner: "SELECT account_id FROM reset_token_index WHERE token_digest = $1",
     };
-
-    async fn serialize_sends(
-        conn: &mut PgConnection,
-        target: &str,
-        purpose: &str,
-        _day_ago: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        // Admissions of one (target, purpose) take turns on a transaction-scoped advisory lock.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1 || '/' || $2))")
-            .bind(target)
-            .bind(purpose)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
 
     fn rows_affected(result: &PgQueryResult) -> u64 {
         result.rows_affected()

@@ -6,13 +6,11 @@ mod events;
 use std::path::Path;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, SqliteConnection};
+use sqlx::Sqlite;
 
 use super::sql::{Dialect, SqlStore, Statements};
 use super::StoreError;
@@ -20,7 +18,6 @@ use super::StoreError;
 /// The write side's stores on one SQLite pool.
 pub(super) type Lite = SqlStore<Sqlite>;
 
-#[async_trait]
 impl Dialect for Sqlite {
     const SQL: Statements = Statements {
         claim_insert: "INSERT INTO claims (kind, value, owner, state) \
@@ -47,9 +44,15 @@ impl Dialect for Sqlite {
               WHERE scope_digest = ?1 AND lease_until = ?2 AND status IS NULL",
         idempotency_forget: "DELETE FROM idempotency_records \
               WHERE scope_digest = ?1 AND lease_until = ?2 AND status IS NULL",
-        sends_since: "SELECT sent_at FROM code_sends WHERE target = ?1 AND purpose = ?2 \
-             AND sent_at > ?3 ORDER BY sent_at",
-        insert_send: "INSERT INTO code_sends (target, purpose, sent_at) VALUES (?1, ?2, ?3)",
+        sends_since: "SELECT sent_at, seq FROM code_sends WHERE target = ?1 AND purpose = ?2 \
+             AND (sent_at > ?3 OR seq = (SELECT MAX(seq) FROM code_sends \
+                                      WHERE target = ?1 AND purpose = ?2)) \
+             ORDER BY sent_at",
+        insert_send: "INSERT INTO code_sends (target, purpose, seq, sent_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (target, purpose, seq) DO NOTHING",
+        prune_sends: "DELETE FROM code_sends WHERE sent_at <= ?1 AND seq < \
+             (SELECT MAX(seq) FROM code_sends newest \
+               WHERE newest.target = code_sends.target AND newest.purpose = code_sends.purpose)",
         newest_send: "SELECT MAX(sent_at) FROM code_sends WHERE target = ?1 AND purpose = ?2",
         count_request: "INSERT INTO ip_requests (client_ip, route, window_start, count) \
              VALUES (?1, ?2, ?3, 1) ON CONFLICT (client_ip, route, window_start) \
@@ -57,23 +60,6 @@ impl Dialect for Sqlite {
         prune_request_windows: "DELETE FROM ip_requests WHERE window_start < ?1",
         reset_token_owner: "SELECT account_id FROM reset_token_index WHERE token_digest = ?1",
     };
-
-    async fn serialize_sends(
-        conn: &mut SqliteConnection,
-        target: &str,
-        purpose: &str,
-        day_ago: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        // A write takes the database's single write lock at once; this one also forgets the
-        // sends that no longer count.
-        sqlx::query("DELETE FROM code_sends WHERE target = ?1 AND purpose = ?2 AND sent_at <= ?3")
-            .bind(target)
-            .bind(purpose)
-            .bind(day_ago)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
 
     fn rows_affected(result: &SqliteQueryResult) -> u64 {
         result.rows_affected()
