@@ -75,7 +75,7 @@ impl Pg {
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
+        let pool = pool_options()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
@@ -87,6 +87,23 @@ impl Pg {
     pub(super) async fn insert_baseline(&self) -> Result<InsertBaseline, StoreError> {
         InsertBaseline::create(self.0.clone()).await
     }
+}
+
+/// Pool options without sqlx's ping before every acquire: with it each statement cost a second
+/// round trip (sqlx pings again when a connection is given back, off the request's path). A
+/// connection idle for longer than a second is still checked before use, so the first request
+/// after a database restart meets a live connection.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 /// Where `url` points (`host:port/database`, no credentials); an error when it is not a

@@ -22,7 +22,7 @@ use crate::profile::{ProfileRow, Tables};
 
 /// Connects to `url` and migrates the read side's tables.
 pub(crate) async fn open(url: &str) -> Result<PgPool, ReadError> {
-    let pool = PgPoolOptions::new()
+    let pool = pool_options()
         .max_connections(16)
         // Short, like the write side's (issue 12): with PostgreSQL down a request answers 503 within
         // a second, and the breaker answers the ones after it at once.
@@ -35,6 +35,23 @@ pub(crate) async fn open(url: &str) -> Result<PgPool, ReadError> {
         .run(&pool)
         .await?;
     Ok(pool)
+}
+
+/// Pool options without sqlx's ping before every acquire: with it each statement cost a second
+/// round trip (sqlx pings again when a connection is given back, off the request's path). A
+/// connection idle for longer than a second is still checked before use, so the first request
+/// after a database restart meets a live connection.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 #[async_trait]
