@@ -71,10 +71,12 @@ impl Indexed for Challenge {}
 
 impl Indexed for Recovery {}
 
-/// An aggregate as loaded from the store.
+/// An aggregate as loaded from the store. The state is shared with the executor's memo, so
+/// handing it to a reader copies nothing (an account's state holds its live codes, links and
+/// servers: copying it on every request was most of a cheap command's CPU).
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {
-    pub state: A,
+    pub state: Arc<A>,
     /// The sequence of the last event (0 for a stream with none).
     pub sequence: u64,
     /// The chain hash of the last event (the genesis hash for a stream with none).
@@ -87,8 +89,8 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<A::Event>,
     /// The sequence of the last event written (unchanged when the command wrote none).
     pub sequence: u64,
-    /// The state after the command.
-    pub state: A,
+    /// The state after the command (shared with the memo).
+    pub state: Arc<A>,
 }
 
 /// Why a command did not commit.
@@ -109,6 +111,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// reads the events after the memo's sequence before it decides, so the cache can be stale or
 /// empty without changing any outcome; it saves re-reading and re-folding whole streams.
 type StateCache = Arc<Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>>;
+// Each entry is a `Loaded<A>`, whose state is itself an `Arc`: taking one out is two counts.
 
 /// Runs commands on the event store.
 #[derive(Clone)]
@@ -195,7 +198,7 @@ impl Executor {
         id: &str,
     ) -> Result<Loaded<A>, StoreError> {
         let mut loaded = self.cached::<A>(id).unwrap_or_else(|| Loaded {
-            state: A::default(),
+            state: Arc::new(A::default()),
             sequence: 0,
             head: GENESIS.to_owned(),
         });
@@ -211,7 +214,7 @@ impl Executor {
                     sequence,
                     source,
                 })?;
-            loaded.state.apply(event);
+            Arc::make_mut(&mut loaded.state).apply(event);
             loaded.sequence = sequence;
             loaded.head = row
                 .metadata
@@ -268,7 +271,8 @@ impl Executor {
                 Some(loaded) => (loaded, false),
                 None => (self.load::<A>(id).await?, true),
             };
-            let mut state = loaded.state;
+            // The one copy a command makes: deciding applies its events to the state.
+            let mut state = Arc::unwrap_or_clone(loaded.state);
             let sink = EventSink::default();
             let decided = state.handle(command.clone(), &self.services, &sink).await;
             let events = sink.collect().await;
@@ -280,7 +284,7 @@ impl Executor {
                 return Ok(Committed {
                     events,
                     sequence: loaded.sequence,
-                    state,
+                    state: Arc::new(state),
                 });
             }
             let occurred_at = occurred_at_text(self.services.clock.now());
@@ -304,6 +308,7 @@ impl Executor {
                         .and_then(Value::as_str)
                         .unwrap_or_default()
                         .to_owned();
+                    let state = Arc::new(state);
                     self.remember(
                         id,
                         Loaded {

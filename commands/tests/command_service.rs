@@ -176,7 +176,10 @@ async fn a_password_step_up_lets_the_session_change_the_contact_email(db: TestDa
     assert_eq!(changed.payload["previous"], "ada@example.com");
     let state = service.account(&id).await.unwrap().state;
     assert_eq!(
-        state.contact_email.map(|c| c.value.as_str().to_owned()),
+        state
+            .contact_email
+            .as_ref()
+            .map(|c| c.value.as_str().to_owned()),
         Some("ada@lovelace.example".to_owned())
     );
 }

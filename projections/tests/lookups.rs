@@ -437,6 +437,7 @@ async fn full_history_profiles_agree(env: &Env, writer: &Writer) {
         .account(&a)
         .await
         .reset_token
+        .as_ref()
         .map(|t| t.digest.as_hex().to_owned())
         .expect("a live reset token");
     assert_eq!(

@@ -45,7 +45,9 @@ pub(crate) fn masked_target(account: &Account, method: VerificationMethod) -> Op
 }
 
 /// An account that must exist.
-pub(crate) fn registered(loaded: crate::Loaded<Account>) -> Result<Account, ServiceError> {
+pub(crate) fn registered(
+    loaded: crate::Loaded<Account>,
+) -> Result<std::sync::Arc<Account>, ServiceError> {
     if loaded.state.id.is_none() {
         return Err(DomainError::AccountNotFound.into());
     }
@@ -63,7 +65,16 @@ impl crate::service::CommandService {
         command: impl FnOnce(String) -> domain::account::AccountCommand,
         context: &crate::context::CommandContext,
     ) -> Result<(), ServiceError> {
-        registered(self.account(id).await?)?.require_step_up(session, self.now())?;
+        // A precheck, so that a refused change spends no send: on this process's memo of the
+        // account when it has one (no read), confirmed by a fresh read only when the memo
+        // refuses (the step-up may have been made through another process). The executor's
+        // decision below stays the one that counts.
+        let stepped_up = |loaded: crate::Loaded<Account>| -> Result<(), ServiceError> {
+            Ok(registered(loaded)?.require_step_up(session, self.now())?)
+        };
+        if stepped_up(self.account_as_of(id, 0).await?).is_err() {
+            stepped_up(self.account(id).await?)?;
+        }
         self.admit_send(target, purpose, crate::limits::TargetLimit::CODES)
             .await?;
         let command = command(uuid::Uuid::new_v4().to_string());

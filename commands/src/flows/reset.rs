@@ -54,7 +54,10 @@ impl CommandService {
     }
 
     /// The account whose live reset token is `token`.
-    async fn reset_account(&self, token: &str) -> Result<(AccountId, Account), ServiceError> {
+    async fn reset_account(
+        &self,
+        token: &str,
+    ) -> Result<(AccountId, std::sync::Arc<Account>), ServiceError> {
         let digest = self.keyring().token_digest(token);
         let id = (self.store().reset_token_owner(digest.as_hex()).await?)
             .and_then(|o| AccountId::parse(&o).ok())

@@ -448,7 +448,7 @@ impl Writer {
     }
 
     /// The account as the write side folds it now.
-    pub async fn account(&self, id: &AccountId) -> Account {
+    pub async fn account(&self, id: &AccountId) -> std::sync::Arc<Account> {
         self.service
             .account(id)
             .await

@@ -193,7 +193,7 @@ impl Env {
     }
 
     /// The account as the write side folds it now.
-    pub async fn account(&self, id: &AccountId) -> Account {
+    pub async fn account(&self, id: &AccountId) -> std::sync::Arc<Account> {
         self.executor
             .load::<Account>(id.as_str())
             .await

@@ -268,7 +268,7 @@ impl World {
         id
     }
 
-    pub async fn account(&self, id: &AccountId) -> Account {
+    pub async fn account(&self, id: &AccountId) -> std::sync::Arc<Account> {
         self.service.account(id).await.unwrap().state
     }
 
