@@ -11,6 +11,7 @@
 //! - [`store`]: the storage seam: one trait per store, implemented once per dialect.
 //! - [`profile`]: the profile reducer and its tables (`profiles`, `servers`).
 //! - [`projector`]: the catch-up loop: one transaction per batch, checkpoint included.
+//! - [`batches`]: the loop of every catch-up worker: woken by commits, paced, retried.
 //! - [`rebuild`]: rebuilding a projection from the log and swapping it in.
 //! - [`queries`]: profile by id, lookups by mobile / login email / server IP / reset token,
 //!   the password-age sweep, and read-your-writes waits.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod batches;
 pub mod bus;
 pub mod db;
 pub mod log;

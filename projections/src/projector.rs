@@ -6,13 +6,14 @@
 //! (a second instance waits on it), and every commit also compares-and-sets the checkpoint, so
 //! even two instances that both believe they are active cannot apply a batch twice.
 
+use crate::batches::{run_batches, Pacing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::stored::{Checkpoint, RecordedEvent};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, info, instrument};
 
 use crate::db::{ReadError, ReadStore};
 use crate::log::EventLog;
@@ -131,26 +132,12 @@ impl<L: EventLog> Projector<L> {
             () = &mut shutdown => return,
         };
         info!(projection = self.name, "projector active");
-        loop {
-            let wake = commits.notified();
-            let outcome = tokio::select! {
-                outcome = self.step() => outcome,
-                () = &mut shutdown => return,
-            };
-            let pause = match outcome {
-                Ok(0) => POLL,
-                Ok(_) => continue,
-                Err(e) => {
-                    warn!(projection = self.name, error = %e, "projection batch failed; retrying");
-                    Duration::from_secs(1)
-                }
-            };
-            tokio::select! {
-                () = wake => {}
-                () = tokio::time::sleep(pause) => {}
-                () = &mut shutdown => return,
-            }
-        }
+        let pacing = Pacing {
+            poll: POLL,
+            full: self.batch_size as usize,
+        };
+        let worker = format!("projection {}", self.name);
+        run_batches(&worker, &commits, pacing, shutdown, || self.step()).await;
     }
 }
 

@@ -16,6 +16,7 @@
 //!   window, and consumers de-duplicate on `(account, sequence)` beyond it.
 //! - One active relay: `run` holds a PostgreSQL advisory lock for its lifetime.
 
+use crate::batches::{run_batches, Pacing};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use domain::stored::{Checkpoint, RecordedEvent};
 use serde_json::{json, Map, Value};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, info, instrument};
 
 use crate::bus::{Bus, BusError, OutgoingMessage};
 use crate::db::{ReadError, ReadStore};
@@ -176,34 +177,11 @@ impl<L: EventLog> Relay<L> {
             () = &mut shutdown => return,
         };
         info!("relay active");
-        let mut failures: u32 = 0;
-        loop {
-            let wake = commits.notified();
-            let outcome = tokio::select! {
-                outcome = self.step() => outcome,
-                () = &mut shutdown => return,
-            };
-            let pause = match outcome {
-                Ok(0) => {
-                    failures = 0;
-                    POLL
-                }
-                Ok(_) => {
-                    failures = 0;
-                    continue;
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, failures, "relay batch failed; retrying");
-                    Duration::from_millis(200 * u64::from(failures.min(10)))
-                }
-            };
-            tokio::select! {
-                () = wake => {}
-                () = tokio::time::sleep(pause) => {}
-                () = &mut shutdown => return,
-            }
-        }
+        let pacing = Pacing {
+            poll: POLL,
+            full: self.batch_size as usize,
+        };
+        run_batches("relay", &commits, pacing, shutdown, || self.step()).await;
     }
 
     async fn move_checkpoint(&self, from: Checkpoint, to: Checkpoint) -> Result<(), RelayError> {

@@ -29,6 +29,7 @@ pub mod senders;
 pub mod store;
 pub mod templates;
 
+use crate::batches::{run_batches, Pacing};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -236,33 +237,18 @@ impl Notifier {
     }
 
     /// Claims due rows and sends them, until `stopped`.
-    async fn send_due(self: Arc<Self>, stopped: watch::Receiver<bool>) {
-        let mut failures: u32 = 0;
-        while !*stopped.borrow() {
-            let wake = self.planned.notified();
-            match self.send_batch().await {
-                Ok(0) => {}
-                Ok(_) => {
-                    failures = 0;
-                    continue;
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, failures, "notifier cannot claim deliveries; retrying");
-                }
-            }
-            let pause = if failures > 0 {
-                Duration::from_millis(200 * u64::from(failures.min(10)))
-            } else {
-                self.settings.poll
-            };
-            let mut stopped = stopped.clone();
-            tokio::select! {
-                () = wake => {}
-                () = tokio::time::sleep(pause) => {}
-                _ = stopped.changed() => {}
-            }
-        }
+    async fn send_due(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let pacing = Pacing {
+            poll: self.settings.poll,
+            full: self.settings.batch.max(1) as usize,
+        };
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        run_batches("notifier", &self.planned, pacing, shutdown, || {
+            self.send_batch()
+        })
+        .await;
     }
 
     /// Claims one batch of due rows and sends it; returns how many rows it claimed.

@@ -16,6 +16,7 @@
 //! exist, or never reached that sequence): it becomes a dead letter with that reason. No timer
 //! decides.
 
+use crate::batches::{run_batches, Pacing};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -172,34 +173,11 @@ impl<L: EventLog> Planner<L> {
             () = &mut shutdown => return,
         };
         info!("notification planner active");
-        let mut failures: u32 = 0;
-        loop {
-            let wake = commits.notified();
-            let outcome = tokio::select! {
-                outcome = self.step() => outcome,
-                () = &mut shutdown => return,
-            };
-            let pause = match outcome {
-                Ok(0) => {
-                    failures = 0;
-                    POLL
-                }
-                Ok(_) => {
-                    failures = 0;
-                    continue;
-                }
-                Err(e) => {
-                    failures += 1;
-                    warn!(error = %e, failures, "planner batch failed; retrying");
-                    Duration::from_millis(200 * u64::from(failures.min(10)))
-                }
-            };
-            tokio::select! {
-                () = wake => {}
-                () = tokio::time::sleep(pause) => {}
-                () = &mut shutdown => return,
-            }
-        }
+        let pacing = Pacing {
+            poll: POLL,
+            full: self.batch_size as usize,
+        };
+        run_batches("planner", &commits, pacing, shutdown, || self.step()).await;
     }
 }
 
