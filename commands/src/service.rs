@@ -195,6 +195,22 @@ impl CommandService {
         self.executor.load_as_of::<Account>(id.as_str(), head).await
     }
 
+    /// Account `id` from this process's memo when `passes` holds for it (no read), else read
+    /// from the store: for prechecks whose refusal must be confirmed on the stored stream (the
+    /// change that makes them pass may have been made through another process). A precheck only
+    /// saves work: the executor decides every command on the stream as stored.
+    pub(crate) async fn account_checked(
+        &self,
+        id: &AccountId,
+        passes: impl Fn(&Account) -> bool,
+    ) -> Result<Loaded<Account>, StoreError> {
+        let remembered = self.account_as_of(id, 0).await?;
+        if passes(&remembered.state) {
+            return Ok(remembered);
+        }
+        self.account(id).await
+    }
+
     /// Runs an account command; a recorded refusal (wrong code, wrong password) is returned as
     /// its error after its events are stored.
     pub async fn execute(

@@ -65,16 +65,14 @@ impl crate::service::CommandService {
         command: impl FnOnce(String) -> domain::account::AccountCommand,
         context: &crate::context::CommandContext,
     ) -> Result<(), ServiceError> {
-        // A precheck, so that a refused change spends no send: on this process's memo of the
-        // account when it has one (no read), confirmed by a fresh read only when the memo
-        // refuses (the step-up may have been made through another process). The executor's
-        // decision below stays the one that counts.
-        let stepped_up = |loaded: crate::Loaded<Account>| -> Result<(), ServiceError> {
-            Ok(registered(loaded)?.require_step_up(session, self.now())?)
-        };
-        if stepped_up(self.account_as_of(id, 0).await?).is_err() {
-            stepped_up(self.account(id).await?)?;
-        }
+        // A precheck, so that a refused change spends no send.
+        let now = self.now();
+        let loaded = self
+            .account_checked(id, |a| {
+                a.id.is_some() && a.require_step_up(session, now).is_ok()
+            })
+            .await?;
+        registered(loaded)?.require_step_up(session, now)?;
         self.admit_send(target, purpose, crate::limits::TargetLimit::CODES)
             .await?;
         let command = command(uuid::Uuid::new_v4().to_string());

@@ -12,7 +12,7 @@
 //! before the command (the aggregate does no I/O) and before the new session exists.
 
 use chrono::{DateTime, Utc};
-use domain::account::{AccountCommand, SignInClient};
+use domain::account::{Account, AccountCommand, SignInClient};
 use domain::values::{AccountId, Email, Mobile, VerificationCode};
 use domain::{DomainError, PasswordHash, SessionId};
 use std::sync::LazyLock;
@@ -66,7 +66,8 @@ impl CommandService {
             return Ok(None);
         };
         // A claim may still be pending (a binding not yet confirmed): only a bound email counts.
-        let account = self.account(&owner).await?.state;
+        let bound = |a: &Account| a.login_email.as_ref() == Some(&email);
+        let account = self.account_checked(&owner, bound).await?.state;
         Ok((account.login_email.as_ref() == Some(&email)).then_some(owner))
     }
 
@@ -95,18 +96,23 @@ impl CommandService {
             self.hasher().verify(password, &DECOY_HASH).await?;
             return Err(DomainError::InvalidCredentials.into());
         };
-        let account = self.account(&id).await?.state;
+        let now = self.now();
+        let can_sign_in =
+            |a: &Account| a.id.is_some() && a.password.is_some() && a.locked_until(now).is_none();
+        let account = self.account_checked(&id, can_sign_in).await?.state;
         if account.id.is_none() || account.password.is_none() {
             self.hasher().verify(password, &DECOY_HASH).await?;
             return Err(DomainError::InvalidCredentials.into());
         }
-        if let Some(until) = account.locked_until(self.now()) {
+        if let Some(until) = account.locked_until(now) {
             return Err(DomainError::Locked { until }.into());
         }
         let session_id = SessionId::new(Uuid::new_v4().to_string());
         let new_client = self.new_client(&id, context).await?;
         self.retry_on_stale_check(|| async {
-            let account = self.account(&id).await?.state;
+            // The memo is enough: a check against a stale hash is refused as stale by the
+            // executor, whose fresh read of the stream then leaves the memo current for the retry.
+            let account = self.account_as_of(&id, 0).await?.state;
             let check = self.check_password(&account, password).await?;
             let command = AccountCommand::SignInWithPassword {
                 check,
