@@ -16,12 +16,10 @@
 //! delivery id), and the read models equal a rebuild. The counts are printed, with the
 //! commit-to-send p99 of the messages committed around the worker's kill.
 //!
-//! Skipped, loudly, only where the PostgreSQL or nats-server binaries are absent.
+//! The servers and processes are `testkit::procs`'s: killed only by their own PIDs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,196 +30,13 @@ use projections::bus::{Bus, BusConfig, StreamKind};
 use projections::notifier::plan::{plan_account_event, Contacts, NotifierEvent};
 use projections::notifier::store::delivery_id;
 use sqlx::{PgPool, Row};
+use testkit::procs::{free_port, scratch_dir, Accountd, PrivateNats, PrivatePostgres};
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 const PASSWORD: &str = "Faults-Quiet-92x";
 /// How long a fault lasts, and how long load runs around it.
 const PHASE: Duration = Duration::from_secs(3);
 /// Everything settles within this, or the test fails.
 const SETTLE: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "accountd_faults_{name}_{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Runs a PostgreSQL tool as the `postgres` user when the test runs as root (initdb refuses
-/// root).
-fn pg_tool(tool: &str) -> Command {
-    let program = format!("{PG_BIN}/{tool}");
-    if is_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--", &program]);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn run(mut command: Command, what: &str) {
-    let out = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A PostgreSQL cluster of the test's own.
-struct PrivatePg {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl PrivatePg {
-    fn init() -> Self {
-        let dir = scratch_dir("pg");
-        if is_root() {
-            run(
-                {
-                    let mut c = Command::new("chown");
-                    c.args(["-R", "postgres"]).arg(&dir);
-                    c
-                },
-                "chown the cluster folder",
-            );
-        }
-        let mut initdb = pg_tool("initdb");
-        initdb.arg("-D").arg(dir.join("data")).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ]);
-        run(initdb, "initdb");
-        let pg = Self {
-            dir,
-            port: free_port(),
-        };
-        pg.start();
-        pg
-    }
-
-    fn start(&self) {
-        let mut ctl = pg_tool("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.dir.join("data"))
-            .arg("-l")
-            .arg(self.dir.join("pg.log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-                self.port,
-                self.dir.display()
-            ))
-            .args(["-w", "start"]);
-        run(ctl, "pg_ctl start");
-    }
-
-    fn stop(&self, mode: &str) {
-        let mut ctl = pg_tool("pg_ctl");
-        ctl.arg("-D")
-            .arg(self.dir.join("data"))
-            .args(["-m", mode, "-w", "stop"]);
-        let _ = ctl.output();
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        self.stop("immediate");
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A `nats-server -js` of the test's own.
-struct PrivateNats {
-    port: u16,
-    store: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateNats {
-    fn start() -> Self {
-        let mut nats = Self {
-            port: free_port(),
-            store: scratch_dir("nats"),
-            child: None,
-        };
-        nats.resume();
-        nats
-    }
-
-    fn resume(&mut self) {
-        let child = Command::new(NATS_SERVER)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
-        wait_for_port(self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.store);
-    }
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// One `accountd serve` slot: its process (when running), port and data folder (its outbox
 /// survives restarts).
@@ -230,37 +45,29 @@ struct Serve {
     port: u16,
     data: PathBuf,
     env: Vec<(String, String)>,
-    child: Option<Child>,
+    process: Option<Accountd>,
 }
 
 impl Serve {
-    fn new(name: &'static str, env: Vec<(String, String)>) -> Self {
+    fn new(name: &'static str, env: &[(String, String)]) -> Self {
+        let port = free_port();
+        let data = scratch_dir(name);
+        let mut env = env.to_vec();
+        env.push(("ACCOUNTD_BIND".into(), format!("127.0.0.1:{port}")));
+        env.push(("ACCOUNTD_DATA_DIR".into(), data.display().to_string()));
+        env.push(("RUST_LOG".into(), "warn".into()));
         Self {
             name,
-            port: free_port(),
-            data: scratch_dir(name),
+            port,
+            data,
             env,
-            child: None,
+            process: None,
         }
     }
 
     async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.data.join("serve.log"))
-            .expect("a log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_accountd"))
-            .arg("serve")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("ACCOUNTD_BIND", format!("127.0.0.1:{}", self.port))
-            .env("ACCOUNTD_DATA_DIR", &self.data)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("accountd serve starts");
-        self.child = Some(child);
+        let log = self.data.join("serve.log");
+        self.process = Some(Accountd::start(self.name, &["serve"], &self.env, log));
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -281,10 +88,10 @@ impl Serve {
         }
     }
 
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill(); // SIGKILL
-            let _ = child.wait();
+    /// SIGKILL, by its PID.
+    async fn kill9(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().await;
         }
     }
 
@@ -306,7 +113,8 @@ impl Serve {
 
 impl Drop for Serve {
     fn drop(&mut self) {
-        self.kill9();
+        // Dropping the process kills it (by its PID) before its folder goes.
+        self.process.take();
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
@@ -557,7 +365,7 @@ async fn check(
 
     // The read models equal a rebuild from the log.
     let before = dump_read_models(db).await;
-    let rebuilt = Command::new(env!("CARGO_BIN_EXE_accountd"))
+    let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_accountd"))
         .args(["project", "rebuild"])
         .envs(serves[0].env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "warn")
@@ -645,17 +453,8 @@ fn report(scenario: &str, counts: &Counts) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
-    let binaries = [
-        format!("{PG_BIN}/initdb"),
-        format!("{PG_BIN}/pg_ctl"),
-        NATS_SERVER.into(),
-    ];
-    if let Some(absent) = binaries.iter().find(|b| !Path::new(b).exists()) {
-        eprintln!("\n\n!!!!! SKIPPED: the notification fault suite needs {absent} !!!!!\n\n");
-        return;
-    }
-    let pg = PrivatePg::init();
-    let mut nats = PrivateNats::start();
+    let mut pg = PrivatePostgres::start().await;
+    let mut nats = PrivateNats::start().await;
     let key = commands::secrets::generate_key();
     let env = vec![
         ("DATABASE_URL".to_owned(), pg.url()),
@@ -663,8 +462,8 @@ async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
         ("ACCOUNTD_SECRET_KEY".to_owned(), key),
         ("ACCOUNTD_IP_RATE_LIMIT".to_owned(), "100000000".to_owned()),
     ];
-    let mut a = Serve::new("a", env.clone());
-    let mut b = Serve::new("b", env);
+    let mut a = Serve::new("a", &env);
+    let mut b = Serve::new("b", &env);
     // `a` starts first: it takes the relay's, the projector's and the planner's locks.
     a.start().await;
     b.start().await;
@@ -677,7 +476,7 @@ async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
     // 1. kill -9 of the lock holder.
     let load = Load::start(ports, 1, clients, sequence.clone());
     tokio::time::sleep(PHASE).await;
-    a.kill9();
+    a.kill9().await;
     tokio::time::sleep(PHASE).await;
     a.start().await;
     tokio::time::sleep(PHASE).await;
@@ -689,7 +488,7 @@ async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
     let load = Load::start(ports, 2, clients, sequence.clone());
     tokio::time::sleep(PHASE).await;
     let killed_at = Utc::now();
-    a.kill9();
+    a.kill9().await;
     tokio::time::sleep(PHASE).await;
     a.start().await;
     tokio::time::sleep(PHASE).await;
@@ -722,9 +521,9 @@ async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
     // 3. NATS killed and started again.
     let load = Load::start(ports, 3, clients, sequence.clone());
     tokio::time::sleep(PHASE).await;
-    nats.kill();
+    nats.stop().await;
     tokio::time::sleep(PHASE).await;
-    nats.resume();
+    nats.restart().await;
     tokio::time::sleep(PHASE).await;
     acknowledged.extend(load.finish().await);
     let (counts, _) = check(&db, &nats.url(), &[&a, &b], &acknowledged).await;
@@ -733,9 +532,9 @@ async fn no_message_is_lost_when_processes_nats_or_postgres_die() {
     // 4. PostgreSQL stopped and started again.
     let load = Load::start(ports, 4, clients, sequence.clone());
     tokio::time::sleep(PHASE).await;
-    pg.stop("fast");
+    pg.stop().await;
     tokio::time::sleep(PHASE).await;
-    pg.start();
+    pg.restart().await;
     tokio::time::sleep(PHASE).await;
     acknowledged.extend(load.finish().await);
     let db = pool(&pg.url()).await;

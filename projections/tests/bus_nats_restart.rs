@@ -8,6 +8,7 @@ mod support_bus;
 use projections::bus::{Bus, BusConfig};
 use projections::notifier::senders::Senders;
 use support_bus::*;
+use testkit::procs::PrivateNats;
 use testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -30,7 +31,7 @@ async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {
     eventually("the first messages", || async { outbox(&dir).len() >= 2 }).await;
 
     // While NATS is down, the write side goes on.
-    nats.kill();
+    nats.stop().await;
     let mut expected = 2;
     for i in 0..5 {
         world
@@ -48,7 +49,7 @@ async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {
     .await;
 
     // Back on the same port and store: everything arrives, and more goes on.
-    nats.resume().await;
+    nats.restart().await;
     for i in 0..3 {
         world
             .sign_up_by_email(&format!("after{i}@example.com"))

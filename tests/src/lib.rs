@@ -29,10 +29,11 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
-pub mod procs;
+
+/// Waiting with a deadline, and private servers and processes, are the test kit's.
+pub use testkit::{poll, procs};
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -241,28 +242,6 @@ pub fn assert_problem(answer: &Answer, status: u16, code: &str) {
             answer.retry_after().is_some_and(|s| s >= 1),
             "{status} carries Retry-After: {answer:?}"
         );
-    }
-}
-
-/// Calls `attempt` until it gives `Some`, for at most `within`; panics naming `what` after that.
-/// This is how tests wait for work the server does after it answered (projections, sends).
-pub async fn poll<T, F, Fut>(what: &str, within: Duration, mut attempt: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        if let Some(value) = attempt().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 

@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -969,77 +968,6 @@ pub async fn read_stream(
     drop(deliveries);
     bus.delete_consumer(kind, &name).await.ok();
     got
-}
-
-// -- a private nats-server --------------------------------------------------------------------
-
-/// A `nats-server -js` of the test's own, on a fixed port and store folder, that the test can
-/// stop and start again.
-pub struct PrivateNats {
-    pub port: u16,
-    store_dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateNats {
-    pub async fn start() -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let mut server = Self {
-            port,
-            store_dir: temp_dir(),
-            child: None,
-        };
-        server.resume().await;
-        server
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) on the same port and store folder.
-    pub async fn resume(&mut self) {
-        let binary = std::env::var("ACCOUNTD_TEST_NATS_SERVER")
-            .unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned());
-        let child = Command::new(binary)
-            .args([
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-sd",
-            ])
-            .arg(&self.store_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is required for this test (/usr/sbin/nats-server)");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        eventually("the private nats-server to listen", || async {
-            tokio::net::TcpStream::connect(&addr).await.is_ok()
-        })
-        .await;
-    }
-
-    /// Kills the server.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateNats {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.store_dir);
-    }
 }
 
 /// Asserts SPEC §2's content rules over everything sent: only code messages hold a run of

@@ -59,7 +59,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh temporary folder.
-fn scratch_dir(kind: &str) -> PathBuf {
+pub fn scratch_dir(kind: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("accountd_{kind}_{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
@@ -235,7 +235,8 @@ impl PrivatePostgres {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()))
             // A test server: durability is not what these tests are about.
-            .args(["-c", "fsync=off", "-c", "max_connections=100"]);
+            // Two `accountd serve` processes with their pools fit (the notifier fault suite).
+            .args(["-c", "fsync=off", "-c", "max_connections=300"]);
         self.0.spawn(command).await;
         // Listening is not ready: until recovery ends, connections are refused with "the
         // database system is starting up".
@@ -393,7 +394,7 @@ pub fn accountd_bin() -> PathBuf {
     if !bin.exists() {
         let built = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
             .args(["build", "-p", "gateway", "--bin", "accountd"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
             .status()
             .expect("cargo runs");
         assert!(
@@ -417,7 +418,12 @@ pub struct Accountd {
 impl Accountd {
     /// Starts `accountd ARGS` with `env` on top of a clean environment (PATH and RUST_LOG kept).
     pub fn start(name: &str, args: &[&str], env: &[(String, String)], log: PathBuf) -> Self {
-        let file = std::fs::File::create(&log).expect("a log file");
+        // Appended to: a process started again after a kill keeps its earlier lines.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("a log file");
         let err = file.try_clone().expect("a second handle on the log");
         let mut command = Command::new(accountd_bin());
         command
