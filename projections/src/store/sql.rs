@@ -359,10 +359,14 @@ where
         to: Checkpoint,
         last_recorded_at: Option<DateTime<Utc>>,
     ) -> Result<bool, ReadError> {
-        sqlx::query(DB::SQL.ensure_checkpoint)
-            .bind(name)
-            .execute(&mut *self.0)
-            .await?;
+        // A missing row reads as the log's start (see `named_checkpoint`): only a move from
+        // there needs it made first, which saves a statement in every other batch.
+        if expected.is_none_or(|from| from == Checkpoint::default()) {
+            sqlx::query(DB::SQL.ensure_checkpoint)
+                .bind(name)
+                .execute(&mut *self.0)
+                .await?;
+        }
         let any = expected.is_none();
         let expected = expected.unwrap_or_default();
         let moved = sqlx::query(DB::SQL.move_checkpoint)
@@ -428,10 +432,13 @@ where
         from: Checkpoint,
         to: Checkpoint,
     ) -> Result<bool, ReadError> {
-        sqlx::query(DB::SQL.ensure_relay_checkpoint)
-            .bind(name)
-            .execute(&self.0)
-            .await?;
+        // A missing row reads as the log's start: only a move from there needs it made first.
+        if from == Checkpoint::default() {
+            sqlx::query(DB::SQL.ensure_relay_checkpoint)
+                .bind(name)
+                .execute(&self.0)
+                .await?;
+        }
         let result = sqlx::query(DB::SQL.move_relay_checkpoint)
             .bind(name)
             .bind(to.tx_id)

@@ -94,12 +94,15 @@ impl NotifyStore for PgNotifyStore {
 
     async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
         let mut tx = self.0.begin().await?;
-        sqlx::query(
-            "INSERT INTO notifier_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+        // A missing row reads as the log's start: only a plan from there needs it made first.
+        if batch.from == Checkpoint::default() {
+            sqlx::query(
+                "INSERT INTO notifier_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
         // First: the row lock orders concurrent planners and the compare refuses a stale one.
         let moved = sqlx::query(
             "UPDATE notifier_checkpoints SET tx_id = $2, position = $3, \
