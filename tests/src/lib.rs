@@ -21,11 +21,12 @@
 //!   its tests in parallel).
 //!
 //! # What was sent
-//! The notification workers are not wired into the application yet, so codes and reset tokens
-//! are read from their sealed copies in the event store ([`TestApp::latest_code`],
-//! [`TestApp::latest_reset_token`]). Every test reads them through those two methods (or
-//! [`TestApp::code_for`] / [`TestApp::reset_token_for`], which poll them), so reading the outbox
-//! instead later changes only those two.
+//! The application's notifier writes every message to a file sink in the test's data folder:
+//! [`TestApp::outbox`] reads it, and [`TestApp::message_to`] waits for one message. Codes and
+//! reset tokens are read from their sealed copies in the event store ([`TestApp::latest_code`],
+//! [`TestApp::latest_reset_token`], or [`TestApp::code_for`] / [`TestApp::reset_token_for`],
+//! which poll them): a test about a flow then does not depend on the notifier's timing, and the
+//! tests about messages read the outbox.
 #![forbid(unsafe_code)]
 
 pub mod browser;
