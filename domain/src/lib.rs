@@ -17,7 +17,6 @@
 //! - [`error`]: the one domain error enum.
 //! - [`chain`]: the per-stream hash chain (canonical JSON, SHA-256) and its verification.
 //! - [`stored`]: how events become rows (type name, payload, version) and back.
-//! - [`sample`]: deterministic, realistic account histories for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod account;
@@ -28,7 +27,6 @@ pub mod error;
 pub mod password;
 pub mod recovery;
 pub mod rules;
-pub mod sample;
 pub mod services;
 pub mod stored;
 pub mod values;

@@ -1,9 +1,10 @@
 //! The `accountd` binary: one process with every role (`serve`, the default), or one role per
-//! process, plus operations (`migrate`) and benchmarks (`bench`).
+//! process, plus operations (`migrate`, `project rebuild`, `audit`, `outbox`). The benchmarks are
+//! `accountd-bench` (`tests/bench`), not part of this binary.
 #![forbid(unsafe_code)]
 
-use gateway::progress::{with_progress, with_spinner, Stdout};
-use gateway::{bench, config, wiring, workers};
+use gateway::progress::with_progress;
+use gateway::{config, wiring, workers};
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -88,11 +89,6 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: gateway::outbox::OutboxCommand,
-    },
-    /// Benchmarks that print figures.
-    Bench {
-        #[command(subcommand)]
-        which: bench::Bench,
     },
 }
 
@@ -300,9 +296,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Outbox { command } => {
             gateway::outbox::run(command, &config.data_dir).await?;
-        }
-        Command::Bench { which } => {
-            with_spinner("benchmarking", Stdout::AsItGoes, bench::run(which, &config)).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

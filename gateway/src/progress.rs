@@ -1,4 +1,4 @@
-//! Progress of long command-line work (`project rebuild`, `audit verify --all`, `bench …`): a
+//! Progress of long command-line work (`project rebuild`, `audit verify --all`, `accountd-bench`): a
 //! spinner with the elapsed time (and, where the work counts, how many events it has done and at
 //! what rate) on stderr, drawn only when stderr is a terminal, so that output sent to a file or a
 //! pipe stays clean. Work that prints to stdout as it goes gets the

@@ -8,12 +8,12 @@ mod support_audit;
 
 use chrono::Duration;
 use domain::chain::GENESIS;
-use domain::sample;
 use domain::values::AccountId;
 use domain::Account;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use support_audit::*;
+use testkit::sample;
 use testkit::TestDatabase;
 
 on_both_backends!(a_history_larger_than_every_page_is_verified_replayed_and_exported_whole);

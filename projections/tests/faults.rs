@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commands::Store;
-use domain::sample;
 use domain::stored::Checkpoint;
 use projections::projector::FailPoint;
 use projections::{Projector, ReadError, ReadStore};
 use serde_json::json;
 use support::*;
+use testkit::sample;
 use testkit::TestDatabase;
 
 on_both_backends!(

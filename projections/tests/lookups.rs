@@ -8,11 +8,11 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use domain::account::AccountEvent;
-use domain::sample;
 use domain::values::AccountId;
 use domain::{Account, AccountCommand, Channel};
 use projections::profile::ProfileRow;
 use support::*;
+use testkit::sample;
 use testkit::TestDatabase;
 
 on_both_backends!(

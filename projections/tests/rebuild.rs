@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use domain::sample;
 use domain::Account;
 use projections::rebuild::{rebuild, rebuild_counting};
 use support::*;
+use testkit::sample;
 use testkit::TestDatabase;
 
 on_both_backends!(

@@ -8,9 +8,9 @@ mod support;
 
 use std::sync::Arc;
 
-use domain::sample;
 use domain::values::AccountId;
 use support::*;
+use testkit::sample;
 use testkit::TestDatabase;
 
 on_both_backends!(

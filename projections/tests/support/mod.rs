@@ -15,7 +15,6 @@ use commands::secrets::Keyring;
 use commands::{Actor, CommandContext, CommandService, Committed, Store};
 use domain::account::{AccountEvent, VerificationMethod};
 use domain::password::PasswordPolicy;
-use domain::sample::SampleEvent;
 use domain::stored::{to_payload, Checkpoint, RecordedEvent};
 use domain::values::{AccountId, Email, Mobile, ServerIp, VerificationCode};
 use domain::{
@@ -25,6 +24,7 @@ use domain::{
 use projections::profile::{ProfileRow, ServerRow};
 use projections::{EventLog, Projector, ReadError, ReadStore};
 use serde_json::Value;
+use testkit::sample::SampleEvent;
 use testkit::TestDatabase;
 
 pub use gateway::wiring::StoreLog;

@@ -380,7 +380,7 @@ pub async fn insert_row(
 
 /// Inserts `history` in its order with per-event metadata (event id, `occurred_at` one minute
 /// apart from [`t0`], actor) and each stream's chain hash, as the executor would have.
-pub async fn insert_chained(store: &Store, history: &[domain::sample::SampleEvent]) {
+pub async fn insert_chained(store: &Store, history: &[testkit::sample::SampleEvent]) {
     use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
     let mut heads: std::collections::HashMap<&str, String> = Default::default();
     let mut rows = Vec::with_capacity(history.len());

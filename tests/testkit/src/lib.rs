@@ -2,7 +2,8 @@
 //!
 //! What accountd's tests share, written once: a fresh database per test on either backend, the
 //! macro that runs one test body on both, a clock the test moves, value builders, and readers
-//! of what the store holds. A dev-dependency only: nothing here is compiled into `accountd`.
+//! of what the store holds, private servers, sample histories. A dev-dependency (and the
+//! dependency of `accountd-bench`): nothing here is compiled into `accountd`.
 //!
 //! # Layout
 //! - [`db`]: [`TestDatabase`] (a scratch PostgreSQL database or SQLite file, with a raw pool for
@@ -14,11 +15,13 @@
 //! - [`procs`]: private PostgreSQL and NATS servers (one, or a cluster of three) that fault tests
 //!   stop, restart and kill by their own PIDs, and `accountd` processes of one role each.
 //! - [`poll`]: waiting for something with a deadline, never a blind sleep.
+//! - [`sample`]: deterministic, realistic account histories (tests and `accountd-bench`).
 #![forbid(unsafe_code)]
 
 pub mod clock;
 pub mod db;
 pub mod procs;
+pub mod sample;
 pub mod service;
 pub mod streams;
 pub mod values;

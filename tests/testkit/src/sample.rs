@@ -31,14 +31,14 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use sha2::{Digest as _, Sha256};
 
-use crate::account::{Account, AccountCommand, AccountEvent, VerificationMethod};
-use crate::codes::Channel;
-use crate::password::PasswordPolicy;
-use crate::services::{
+use domain::account::{Account, AccountCommand, AccountEvent, VerificationMethod};
+use domain::codes::Channel;
+use domain::password::PasswordPolicy;
+use domain::services::{
     Clock, Digest, DomainServices, PasswordCheck, PasswordHash, ResetToken, ReuseCheck, Sealed,
     Secrets, SessionId,
 };
-use crate::values::{AccountId, Email, Mobile, ServerIp, VerificationCode};
+use domain::values::{AccountId, Email, Mobile, ServerIp, VerificationCode};
 
 /// One event of a generated history, with the stream it belongs to and its place there.
 #[derive(Debug, Clone, PartialEq)]

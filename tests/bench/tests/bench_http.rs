@@ -1,4 +1,4 @@
-//! `accountd bench http --quick` (the run CI makes): it starts a real `accountd serve`, drives
+//! `accountd-bench http --quick` (the run CI makes): it starts a real `accountd serve`, drives
 //! every workload over HTTP, and reports the server's peak memory, on both stores. Its figures
 //! are not asserted (shared machines are noisy); what is asserted is behaviour: every workload
 //! ran, password checks beyond the cores were queued rather than refused, and peak memory
@@ -10,14 +10,15 @@ use std::process::Command;
 fn quick_bench(extra: &[&str]) -> String {
     let admin = std::env::var("ACCOUNTD_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let output = Command::new(env!("CARGO_BIN_EXE_accountd"))
-        .args(["bench", "http", "--quick"])
+    let output = Command::new(env!("CARGO_BIN_EXE_accountd-bench"))
+        .args(["http", "--quick"])
+        .env("ACCOUNTD_BIN", testkit::procs::accountd_bin())
         .args(extra)
         .env("ACCOUNTD_BENCH_DATABASE_URL", admin)
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")
         .output()
-        .expect("run accountd bench http");
+        .expect("run accountd-bench http");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

@@ -1,12 +1,22 @@
-//! Benchmarks that print figures (never timed tests). Each measures accountd against a
-//! baseline taken in the same run on the same machine, and prints the ratio: these machines are
-//! shared and noisy, so absolute numbers mean little.
+//! # accountd-bench
+//!
+//! The benchmarks of accountd, each printing figures beside a baseline measured in the same run
+//! on the same machine, and their ratio: these machines are shared and noisy, so absolute
+//! numbers mean little. Never timed tests. Not part of `accountd`: a binary of its own, built
+//! with `cargo build --release -p bench` (docs/benchmarks.md), so nothing here — nor the sample
+//! histories it generates (`testkit::sample`) — is compiled into the service.
+//!
+//! - `http` ([`http`]): reads, cheap commands and password checks over real HTTP against an
+//!   `accountd serve` it starts (the `accountd` binary beside this one, or `ACCOUNTD_BIN`).
+//! - `commands`, `rebuild`, `enumeration`: in this file.
+//! - `notify` ([`notify`]) and `audit-verify` ([`audit_verify`]).
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Parser, Subcommand};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
 use commands::store::{Scratch, SerializedEvent};
@@ -14,16 +24,32 @@ use commands::{CommandContext, CommandService};
 use domain::password::{Password, PasswordPolicy};
 use domain::values::{AccountId, Email};
 use domain::{AccountCommand, SessionId};
+use gateway::config::Config;
+use gateway::progress::{with_spinner, Stdout};
 
-use crate::config::Config;
-
+mod audit_verify;
 mod http;
 mod load;
+mod notify;
 
 use load::{measure, InsertBaseline};
 
+/// accountd's benchmarks: figures beside a baseline measured in the same run.
+#[derive(Parser)]
+#[command(name = "accountd-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    with_spinner("benchmarking", Stdout::AsItGoes, run(cli.bench)).await
+}
+
 #[derive(Subcommand)]
-pub enum Bench {
+enum Bench {
     /// Over real HTTP: reads, cheap commands and password checks at 1-128 connections, each
     /// beside its floor measured in the same run, and the server's peak memory.
     Http(http::HttpBench),
@@ -102,7 +128,7 @@ pub enum Bench {
     },
 }
 
-pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
+async fn run(bench: Bench) -> anyhow::Result<()> {
     match bench {
         Bench::Http(args) => http::run(args).await,
         Bench::Commands {
@@ -124,20 +150,21 @@ pub async fn run(bench: Bench, _config: &Config) -> anyhow::Result<()> {
             writers,
             admin_url,
             nats_url,
-        } => crate::workers::bench_notify(crate::workers::NotifyBench {
-            accounts,
-            writers,
-            admin_url,
-            nats_url,
-        })
-        .await
-        .map(drop),
+        } => {
+            notify::bench_notify(notify::NotifyBench {
+                accounts,
+                writers,
+                admin_url,
+                nats_url,
+            })
+            .await
+        }
         Bench::AuditVerify {
             events,
             accounts,
             sqlite,
             admin_url,
-        } => crate::audit::bench_verify(&admin_url, events, accounts, sqlite).await,
+        } => audit_verify::bench_verify(&admin_url, events, accounts, sqlite).await,
     }
 }
 
@@ -156,7 +183,7 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
     let db = Scratch::postgres(admin_url).await?;
     let read = projections::ReadStore::open(db.location()).await?;
     let generated =
-        tokio::task::spawn_blocking(move || domain::sample::history(accounts, events, 7)).await?;
+        tokio::task::spawn_blocking(move || testkit::sample::history(accounts, events, 7)).await?;
     for chunk in generated.chunks(5000) {
         let rows = chunk
             .iter()
@@ -176,7 +203,7 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
     }
     drop(generated);
     let scan = Instant::now();
-    let log = crate::wiring::StoreLog(db.store.clone());
+    let log = gateway::wiring::StoreLog(db.store.clone());
     let mut at = domain::stored::Checkpoint::default();
     let mut scanned = 0usize;
     loop {
@@ -193,7 +220,7 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
     let report = projections::rebuild::rebuild(Arc::new(log), &read, 5000).await?;
     let rate = report.events as f64 / report.seconds;
     println!(
-        "accountd bench rebuild: {} events over {accounts} accounts (PostgreSQL)",
+        "accountd-bench rebuild: {} events over {accounts} accounts (PostgreSQL)",
         report.events
     );
     println!("  reading the log alone:  {scan_rate:>10.0} events/s");
@@ -211,9 +238,9 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
 
 /// Known and unknown inputs alternate, one request at a time, so both see the same machine.
 async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<()> {
-    use crate::app::Application;
     use commands::claims::ClaimKind;
     use domain::values::{AccountId, Mobile};
+    use gateway::app::Application;
 
     let db = Scratch::postgres(admin_url).await?;
     let key = base64::Engine::encode(
@@ -231,7 +258,7 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.clone())
     })?;
-    let app = Application::build(config, Arc::new(crate::wiring::NoBus)).await?;
+    let app = Application::build(config, Arc::new(gateway::wiring::NoBus)).await?;
     let service = app.state().service.clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     let projector = app.projector();
@@ -335,7 +362,7 @@ async fn enumeration_bench(requests: usize, admin_url: &str) -> anyhow::Result<(
         v.sort_unstable();
         v[v.len() / 2].as_secs_f64() * 1000.0
     };
-    println!("accountd bench enumeration: {requests} requests per kind and route, alternating");
+    println!("accountd-bench enumeration: {requests} requests per kind and route, alternating");
     println!(
         "{:>22} {:>12} {:>12} {:>10}",
         "route", "known ms", "unknown ms", "diff ms"
@@ -435,7 +462,7 @@ async fn commands_bench(
     }
     let accounts: Arc<Vec<(AccountId, SessionId)>> = Arc::new(accounts);
     println!(
-        "accountd bench commands: {}s per run, contact email change per command",
+        "accountd-bench commands: {}s per run, contact email change per command",
         duration.as_secs()
     );
     println!(

@@ -1,4 +1,4 @@
-//! `accountd bench http`: accountd over real HTTP (reqwest, one keep-alive connection per
+//! `accountd-bench http`: accountd over real HTTP (reqwest, one keep-alive connection per
 //! client task), each workload beside a floor measured in the same run:
 //!
 //! | workload | floor |
@@ -7,7 +7,8 @@
 //! | `PUT /v1/me/contact-email`, one account and one account per connection | one JSON row inserted per transaction on PostgreSQL (pgbench-style) |
 //! | `POST /v1/sessions` (password sign-in), `POST /v1/accounts` (sign-up) | raw Argon2id, same parameters, on every core |
 //!
-//! It starts `accountd serve` as a child process (PostgreSQL, or the embedded store with
+//! It starts `accountd serve` as a child process (the `accountd` binary beside this one, or
+//! `ACCOUNTD_BIN`; [`accountd_bin`]) (PostgreSQL, or the embedded store with
 //! `--embedded`) so it can read the server's peak resident memory (`VmHWM`) after the load,
 //! or measures a server at `--url`. Results print as Markdown tables for docs/benchmarks.md.
 
@@ -108,7 +109,7 @@ impl Server {
             &base64::engine::general_purpose::STANDARD,
             rand::random::<[u8; 32]>(),
         );
-        let mut command = Command::new(std::env::current_exe()?);
+        let mut command = Command::new(accountd_bin()?);
         command
             .arg("serve")
             .env_remove("DATABASE_URL")
@@ -329,6 +330,22 @@ fn raw_argon2_blocking(duration: Duration) -> f64 {
     hashes as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The `accountd` binary to start: `ACCOUNTD_BIN`, else `accountd` in this binary's folder
+/// (`target/release/` after `cargo build --release -p gateway -p bench`).
+fn accountd_bin() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ACCOUNTD_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let bin = std::env::current_exe()?.with_file_name("accountd");
+    if !bin.exists() {
+        bail!(
+            "no accountd binary at {} (build it: cargo build --release -p gateway -p bench; or set ACCOUNTD_BIN)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -371,7 +388,7 @@ pub async fn run(mut args: HttpBench) -> anyhow::Result<()> {
     let inserts = InsertBaseline::new(&baseline_db).await?;
 
     println!(
-        "accountd bench http: {} s per measurement, server {} ({})",
+        "accountd-bench http: {} s per measurement, server {} ({})",
         args.seconds,
         server.base,
         match (&args.url, args.embedded) {
