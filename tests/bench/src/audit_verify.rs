@@ -3,17 +3,12 @@
 
 use std::time::Instant;
 
-use chrono::{SecondsFormat, Utc};
-use commands::store::{Scratch, SerializedEvent};
-use commands::Store;
-use domain::account::ACCOUNT_AGGREGATE_TYPE;
-use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
-use domain::stored::to_payload;
+use chrono::Utc;
+use commands::store::Scratch;
 use gateway::audit::{service, StoreAuditLog};
 use projections::audit::AuditLog;
 use projections::ReadStore;
-use serde_json::{json, Value};
-use testkit::sample::{self, SampleEvent};
+use testkit::sample;
 
 /// `audit verify --all` throughput on `events` generated events over `accounts` accounts,
 /// written with correct chain hashes into a scratch database (PostgreSQL created through
@@ -39,7 +34,7 @@ pub async fn bench_verify(
     let history = sample::history(accounts, events, 42);
     println!("  generated in {:.1}s", started.elapsed().as_secs_f64());
     let started = Instant::now();
-    insert_chained(&store, &history).await?;
+    sample::insert_chained(&store, &history, sample::start()).await?;
     drop(history);
     store.events().analyze().await?;
     println!("  inserted in {:.1}s", started.elapsed().as_secs_f64());
@@ -91,46 +86,5 @@ pub async fn bench_verify(
         report.streams,
         seconds / baseline
     );
-    Ok(())
-}
-
-/// Writes a generated history as the executor would: per-event metadata (event id, time,
-/// actor) and each stream's chain hash. Times advance by one `sample::STEP` per event.
-async fn insert_chained(store: &Store, history: &[SampleEvent]) -> anyhow::Result<()> {
-    let mut heads: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    let start = sample::start();
-    for (chunk_index, chunk) in history.chunks(5_000).enumerate() {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (i, event) in chunk.iter().enumerate() {
-            let n = chunk_index * 5_000 + i;
-            let payload = to_payload(&event.event)?;
-            let event_type = event.event.type_name();
-            let occurred_at = start + sample::STEP * i32::try_from(n).unwrap_or(i32::MAX);
-            let mut metadata = json!({
-                "event_id": format!("00000000-0000-7000-8000-{n:012}"),
-                "occurred_at": occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-                "actor": format!("account:{}", event.aggregate_id),
-            });
-            let previous = heads
-                .get(event.aggregate_id.as_str())
-                .map_or(GENESIS, String::as_str);
-            let hash = chain_hash(previous, event_type, "1", &payload, &metadata);
-            metadata[CHAIN_HASH_KEY] = Value::String(hash.clone());
-            heads.insert(&event.aggregate_id, hash);
-            rows.push(SerializedEvent::new(
-                event.aggregate_id.clone(),
-                usize::try_from(event.sequence)?,
-                ACCOUNT_AGGREGATE_TYPE.to_owned(),
-                event_type.to_owned(),
-                "1".to_owned(),
-                payload,
-                metadata,
-            ));
-        }
-        // One append of many streams: the store writes them in this order.
-        (store.events())
-            .append(ACCOUNT_AGGREGATE_TYPE, &rows, &[])
-            .await?;
-    }
     Ok(())
 }

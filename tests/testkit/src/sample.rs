@@ -814,6 +814,53 @@ fn parse_email(text: &str) -> Email {
     Email::parse(text).unwrap_or_else(|e| panic!("sample email {text}: {e}"))
 }
 
+/// Writes `history` in its order through the store's own append, as the executor would have:
+/// per-event metadata (event id, `occurred_at` one [`STEP`] apart from `first_at`, actor) and each
+/// stream's chain hash, in appends of 5,000 events (many streams each).
+pub async fn insert_chained(
+    store: &commands::Store,
+    history: &[SampleEvent],
+    first_at: DateTime<Utc>,
+) -> Result<(), commands::store::StoreError> {
+    use domain::account::ACCOUNT_AGGREGATE_TYPE;
+    use domain::chain::{chain_hash, CHAIN_HASH_KEY, GENESIS};
+    let mut heads: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+    for (chunk_index, chunk) in history.chunks(5_000).enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (i, event) in chunk.iter().enumerate() {
+            let n = chunk_index * 5_000 + i;
+            let payload = domain::stored::to_payload(&event.event).expect("events serialize");
+            let event_type = event.event.type_name();
+            let occurred_at = first_at + STEP * i32::try_from(n).unwrap_or(i32::MAX);
+            let mut metadata = serde_json::json!({
+                "event_id": format!("00000000-0000-7000-8000-{n:012}"),
+                "occurred_at": occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                "actor": format!("account:{}", event.aggregate_id),
+            });
+            let previous = heads
+                .get(event.aggregate_id.as_str())
+                .map_or(GENESIS, String::as_str);
+            let hash = chain_hash(previous, event_type, "1", &payload, &metadata);
+            metadata[CHAIN_HASH_KEY] = serde_json::Value::String(hash.clone());
+            heads.insert(&event.aggregate_id, hash);
+            rows.push(commands::store::SerializedEvent::new(
+                event.aggregate_id.clone(),
+                usize::try_from(event.sequence).expect("a sequence fits usize"),
+                ACCOUNT_AGGREGATE_TYPE.to_owned(),
+                event_type.to_owned(),
+                "1".to_owned(),
+                payload,
+                metadata,
+            ));
+        }
+        // One append of many streams: the store writes them in this order.
+        (store.events())
+            .append(ACCOUNT_AGGREGATE_TYPE, &rows, &[])
+            .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
