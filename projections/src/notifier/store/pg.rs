@@ -33,6 +33,8 @@ fn keys(rows: &[&DeliveryRow]) -> (Vec<String>, Vec<String>, Vec<String>, Vec<i3
 /// This dialect's spelling of the statements both run alike.
 const STATEMENTS: sql::Statements = sql::Statements {
     checkpoint: "SELECT tx_id, position FROM notifier_checkpoints WHERE name = $1",
+    ensure_checkpoint:
+        "INSERT INTO notifier_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
     reset_checkpoint: "UPDATE notifier_checkpoints SET tx_id = 0, position = 0 WHERE name = $1",
     stored_sequence: "SELECT max(sequence) FROM events \
         WHERE aggregate_type = 'Account' AND aggregate_id = $1",
@@ -94,15 +96,7 @@ impl NotifyStore for PgNotifyStore {
 
     async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
         let mut tx = self.0.begin().await?;
-        // A missing row reads as the log's start: only a plan from there needs it made first.
-        if batch.from == Checkpoint::default() {
-            sqlx::query(
-                "INSERT INTO notifier_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        }
+        sql::ensure_checkpoint(&mut *tx, &STATEMENTS, name, batch.from).await?;
         // First: the row lock orders concurrent planners and the compare refuses a stale one.
         let moved = sqlx::query(
             "UPDATE notifier_checkpoints SET tx_id = $2, position = $3, \
