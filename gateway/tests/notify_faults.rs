@@ -68,24 +68,17 @@ impl Serve {
     async fn start(&mut self) {
         let log = self.data.join("serve.log");
         self.process = Some(Accountd::start(self.name, &["serve"], &self.env, log));
+        let health = format!("http://127.0.0.1:{}/healthz", self.port);
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = client
-                .get(format!("http://127.0.0.1:{}/healthz", self.port))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never became healthy",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        testkit::poll(
+            &format!("accountd {} to be healthy", self.name),
+            Duration::from_secs(60),
+            || async {
+                let answer = client.get(&health).send().await.ok()?;
+                answer.status().is_success().then_some(())
+            },
+        )
+        .await;
     }
 
     /// SIGKILL, by its PID.
@@ -196,16 +189,10 @@ struct Counts {
 }
 
 async fn pool(url: &str) -> PgPool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match PgPool::connect(url).await {
-            Ok(pool) => return pool,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "PostgreSQL never answered: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    testkit::poll("PostgreSQL to answer", Duration::from_secs(30), || async {
+        PgPool::connect(url).await.ok()
+    })
+    .await
 }
 
 /// Waits until the relay, the projector and the planner are at the head of the log and no

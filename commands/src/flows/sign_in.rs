@@ -68,7 +68,7 @@ impl CommandService {
         // A claim may still be pending (a binding not yet confirmed): only a bound email counts.
         let bound = |a: &Account| a.login_email.as_ref() == Some(&email);
         let account = self.account_checked(&owner, bound).await?.state;
-        Ok((account.login_email.as_ref() == Some(&email)).then_some(owner))
+        Ok(bound(&account).then_some(owner))
     }
 
     /// Sign-in with a login (email or account id) and password.
