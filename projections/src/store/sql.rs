@@ -359,16 +359,9 @@ where
         to: Checkpoint,
         last_recorded_at: Option<DateTime<Utc>>,
     ) -> Result<bool, ReadError> {
-        // A missing row reads as the log's start (see `named_checkpoint`): only a move from
-        // there needs it made first, which saves a statement in every other batch.
-        if expected.is_none_or(|from| from == Checkpoint::default()) {
-            sqlx::query(DB::SQL.ensure_checkpoint)
-                .bind(name)
-                .execute(&mut *self.0)
-                .await?;
-        }
         let any = expected.is_none();
         let expected = expected.unwrap_or_default();
+        ensure_named_checkpoint(&mut *self.0, DB::SQL.ensure_checkpoint, name, expected).await?;
         let moved = sqlx::query(DB::SQL.move_checkpoint)
             .bind(name)
             .bind(to.tx_id)
@@ -432,13 +425,7 @@ where
         from: Checkpoint,
         to: Checkpoint,
     ) -> Result<bool, ReadError> {
-        // A missing row reads as the log's start: only a move from there needs it made first.
-        if from == Checkpoint::default() {
-            sqlx::query(DB::SQL.ensure_relay_checkpoint)
-                .bind(name)
-                .execute(&self.0)
-                .await?;
-        }
+        ensure_named_checkpoint(&self.0, DB::SQL.ensure_relay_checkpoint, name, from).await?;
         let result = sqlx::query(DB::SQL.move_relay_checkpoint)
             .bind(name)
             .bind(to.tx_id)
@@ -484,4 +471,26 @@ where
             position,
         }),
     )
+}
+
+/// Makes the checkpoint row `name` (with `sql`, an insert that ignores a conflict) before a move
+/// that starts at `from`, when that is the log's start. A missing row reads as the start
+/// ([`named_checkpoint`]), so only a move from there can find it missing: every other batch
+/// saves the statement.
+pub(crate) async fn ensure_named_checkpoint<'e, DB, E>(
+    executor: E,
+    sql: &str,
+    name: &str,
+    from: Checkpoint,
+) -> Result<(), ReadError>
+where
+    DB: Database,
+    E: Executor<'e, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    if from == Checkpoint::default() {
+        sqlx::query(sql).bind(name).execute(executor).await?;
+    }
+    Ok(())
 }

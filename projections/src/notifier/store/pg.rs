@@ -15,6 +15,7 @@ use super::{
 };
 use crate::db::{ReadError, SessionLock};
 use crate::notifier::plan::Contacts;
+use crate::store::sql::ensure_named_checkpoint;
 
 pub(crate) struct PgNotifyStore(pub(crate) PgPool);
 
@@ -96,7 +97,7 @@ impl NotifyStore for PgNotifyStore {
 
     async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
         let mut tx = self.0.begin().await?;
-        sql::ensure_checkpoint(&mut *tx, &STATEMENTS, name, batch.from).await?;
+        ensure_named_checkpoint(&mut *tx, STATEMENTS.ensure_checkpoint, name, batch.from).await?;
         // First: the row lock orders concurrent planners and the compare refuses a stale one.
         let moved = sqlx::query(
             "UPDATE notifier_checkpoints SET tx_id = $2, position = $3, \

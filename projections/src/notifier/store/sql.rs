@@ -7,8 +7,6 @@ use sqlx::{
     ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Row, Type,
 };
 
-use domain::stored::Checkpoint;
-
 use super::{json, to_i64, DeadLetter, DeadPlan, DeliveryRow, PendingRequest, State};
 use crate::db::ReadError;
 
@@ -149,30 +147,6 @@ where
         .bind(request.params.to_string())
         .execute(pool)
         .await?;
-    Ok(())
-}
-
-/// Makes the planner's checkpoint row `name` before a plan that starts at `from`, when that is
-/// the log's start: a missing row reads as the start (`named_checkpoint`), so only a plan from
-/// there can find it missing, and every other batch saves the statement.
-pub(super) async fn ensure_checkpoint<'e, DB, E>(
-    executor: E,
-    sql: &Statements,
-    name: &str,
-    from: Checkpoint,
-) -> Result<(), ReadError>
-where
-    DB: Database,
-    E: Executor<'e, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-{
-    if from == Checkpoint::default() {
-        sqlx::query(sql.ensure_checkpoint)
-            .bind(name)
-            .execute(executor)
-            .await?;
-    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::db::ReadError;
 use crate::notifier::plan::Contacts;
+use crate::store::sql::ensure_named_checkpoint;
 
 pub(crate) struct SqliteNotifyStore(pub(crate) SqlitePool);
 
@@ -88,7 +89,7 @@ impl NotifyStore for SqliteNotifyStore {
 
     async fn commit_plan(&self, name: &str, batch: &PlannedBatch) -> Result<bool, ReadError> {
         let mut tx = self.0.begin().await?;
-        sql::ensure_checkpoint(&mut *tx, &STATEMENTS, name, batch.from).await?;
+        ensure_named_checkpoint(&mut *tx, STATEMENTS.ensure_checkpoint, name, batch.from).await?;
         let moved = sqlx::query(
             "UPDATE notifier_checkpoints SET tx_id = ?2, position = ?3, \
              planned_at = CURRENT_TIMESTAMP WHERE name = ?1 AND tx_id = ?4 AND position = ?5",
