@@ -8,6 +8,7 @@ mod support_bus;
 use projections::bus::{Bus, BusConfig};
 use projections::notifier::senders::Senders;
 use support_bus::*;
+use testkit::procs::scratch_dir;
 use testkit::procs::PrivateNats;
 use testkit::TestDatabase;
 
@@ -22,7 +23,7 @@ async fn nothing_is_lost_or_sent_twice_when_nats_stops_and_starts_again() {
     .await
     .expect("connect to the private nats-server");
     let world = World::new(TestDatabase::postgres().await, bus).await;
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let running = world.start(Senders::file(&dir), fast_settings());
 
     // Before: a sign-up (its code) and a challenge.

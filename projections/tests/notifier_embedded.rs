@@ -10,12 +10,13 @@ use futures::StreamExt;
 use projections::bus::{Bus, NotificationKind, NotificationRequest, OutgoingMessage, StreamKind};
 use projections::notifier::senders::Senders;
 use support_bus::*;
+use testkit::procs::scratch_dir;
 use testkit::TestDatabase;
 
 /// Runs one history through relay and notifier on `world`; returns the outbox, with codes and
 /// tokens replaced by placeholders.
 async fn run_history(world: &World) -> Vec<(String, String, Option<String>, String)> {
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let running = world.start(Senders::file(&dir), fast_settings());
     let (a, code) = world.sign_up_by_email("kim@example.com").await;
     world.verify_contact_email(&a, code).await;

@@ -14,6 +14,7 @@ use projections::notifier::planner::{Planner, PLANNER};
 use projections::notifier::senders::Senders;
 use projections::notifier::store::now_ms;
 use support_bus::*;
+use testkit::procs::scratch_dir;
 use testkit::TestDatabase;
 use tokio::sync::Notify;
 
@@ -65,7 +66,7 @@ fn assert_once_each(sent: &[Received], expected: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_planner_run_again_from_the_start_and_redelivered_requests_send_nothing_twice() {
     let world = World::with_nats(TestDatabase::postgres().await).await;
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let running = world.start(Senders::file(&dir), fast_settings());
     let (a, code) = world.sign_up_by_email("gina.request@example.com").await;
     world.verify_contact_email(&a, code).await;
@@ -133,7 +134,7 @@ async fn a_planner_run_again_from_the_start_and_redelivered_requests_send_nothin
 
 async fn two_workers_share_the_log(db: TestDatabase) {
     let world = World::with_nats(db).await;
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let one = world.start(Senders::file(&dir), fast_settings());
     let two = world.start_notifier(Senders::file(&dir), fast_settings());
     let mut expected = 0;
@@ -187,7 +188,7 @@ async fn a_dead_workers_rows_go_out_within_seconds(db: TestDatabase) {
         .iter()
         .map(|r| (r.delivery_id(), r.recipient.clone()))
         .collect();
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let started = Instant::now();
     let running = world.start_notifier(Senders::file(&dir), settings);
     eventually("the dead worker's messages", || async {
@@ -236,7 +237,7 @@ async fn a_request_waits_for_the_planner_and_one_that_never_can_be_planned_is_a_
         .max()
         .unwrap();
     // A worker alone keeps the requests; no planner runs yet.
-    let dir = temp_dir();
+    let dir = scratch_dir("bus");
     let planned = Arc::new(Notify::new());
     let worker = Arc::new(world.notifier(Senders::file(&dir), fast_settings(), planned.clone()));
     let (stop, stopping) = tokio::sync::watch::channel(false);

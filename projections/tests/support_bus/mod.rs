@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -931,12 +931,6 @@ pub fn outbox(dir: &Path) -> Vec<Received> {
             }
         })
         .collect()
-}
-
-pub fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("accountd_bus_{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Every message read from a stream (through a throwaway durable consumer), acked.
