@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
-use serde::Deserialize;
+use projections::notifier::senders::OutboxLine;
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
@@ -66,13 +66,6 @@ pub enum OutboxError {
     },
 }
 
-/// One line of the file sink.
-#[derive(Deserialize)]
-struct Line {
-    to: String,
-    text: String,
-}
-
 /// Runs a subcommand against the outbox in `data_dir`, printing its answer on stdout.
 pub async fn run(command: OutboxCommand, data_dir: &Path) -> Result<(), OutboxError> {
     let path = crate::workers::outbox_path(data_dir);
@@ -124,23 +117,12 @@ pub async fn wait(
     }
 }
 
-/// The messages written so far (none while the file does not exist). A line being written as
-/// we read is incomplete JSON: it is left for the next poll.
-async fn read(path: &Path) -> Result<Vec<Line>, OutboxError> {
-    let text = match tokio::fs::read_to_string(path).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(OutboxError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        }
-    };
-    Ok(text
-        .lines()
-        .map_while(|line| serde_json::from_str(line).ok())
-        .collect())
+/// The messages written so far ([`OutboxLine::read_all`]).
+async fn read(path: &Path) -> Result<Vec<OutboxLine>, OutboxError> {
+    OutboxLine::read_all(path).map_err(|source| OutboxError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The code (a run of exactly six digits: no other message holds one outside a link's random
@@ -223,8 +205,8 @@ mod tests {
     }
 
     fn line(to: &str, text: &str) -> String {
-        serde_json::json!({"channel": "email", "to": to, "subject": "s", "text": text,
-            "sent_at": "2026-12-04T10:00:00.000Z"})
+        serde_json::json!({"delivery_id": "d-1", "channel": "email", "to": to, "subject": "s",
+            "text": text, "sent_at": "2026-12-04T10:00:00.000Z"})
         .to_string()
             + "\n"
     }

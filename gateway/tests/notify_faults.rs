@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use projections::bus::{Bus, BusConfig, StreamKind};
 use projections::notifier::plan::{plan_account_event, Contacts, NotifierEvent};
+use projections::notifier::senders::OutboxLine;
 use projections::notifier::store::delivery_id;
 use sqlx::{PgPool, Row};
 use testkit::procs::{free_port, scratch_dir, Accountd, PrivateNats, PrivatePostgres};
@@ -88,19 +89,9 @@ impl Serve {
         }
     }
 
-    /// Every line of its file sink: (delivery id, sent at).
-    fn outbox(&self) -> Vec<(String, DateTime<Utc>)> {
-        std::fs::read_to_string(self.data.join("outbox.ndjson"))
-            .unwrap_or_default()
-            .lines()
-            // A line cut by a kill -9 is not a message anyone received.
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|v| {
-                let id = v["delivery_id"].as_str()?.to_owned();
-                let at = DateTime::parse_from_rfc3339(v["sent_at"].as_str()?).ok()?;
-                Some((id, at.with_timezone(&Utc)))
-            })
-            .collect()
+    /// Every message of its file sink.
+    fn outbox(&self) -> Vec<OutboxLine> {
+        OutboxLine::read_all(&gateway::workers::outbox_path(&self.data)).unwrap()
     }
 }
 
@@ -303,8 +294,8 @@ async fn check(
     let (events, expected) = expected_messages(db).await;
     let mut sent: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
     for serve in serves {
-        for (id, at) in serve.outbox() {
-            sent.entry(id).or_default().push(at);
+        for line in serve.outbox() {
+            sent.entry(line.delivery_id).or_default().push(line.sent_at);
         }
     }
     let dead: BTreeSet<String> = sqlx::query(

@@ -44,6 +44,7 @@ use commands::Store;
 use domain::Sealed;
 use gateway::app::Application;
 use gateway::config::Config;
+pub use projections::notifier::senders::OutboxLine;
 use serde_json::{json, Value};
 use testkit::TestDatabase;
 use tokio::sync::oneshot;
@@ -642,21 +643,20 @@ impl TestApp {
     }
 
     /// The messages the notifier wrote to the outbox (file sink), oldest first.
-    pub fn outbox(&self) -> Vec<Value> {
-        std::fs::read_to_string(gateway::workers::outbox_path(&self.data_dir))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+    pub fn outbox(&self) -> Vec<OutboxLine> {
+        OutboxLine::read_all(&gateway::workers::outbox_path(&self.data_dir)).unwrap()
     }
 
     /// Waits (at most 10 s) for an outbox message to `to` whose subject contains `subject`.
-    pub async fn message_to(&self, to: &str, subject: &str) -> Value {
+    pub async fn message_to(&self, to: &str, subject: &str) -> OutboxLine {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            if let Some(found) = self.outbox().into_iter().rev().find(|m| {
-                m["to"] == to && m["subject"].as_str().is_some_and(|s| s.contains(subject))
-            }) {
+            if let Some(found) = self
+                .outbox()
+                .into_iter()
+                .rev()
+                .find(|m| m.to == to && m.subject.as_ref().is_some_and(|s| s.contains(subject)))
+            {
                 return found;
             }
             assert!(

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use testkit::TestDatabase;
 use tests::procs::{free_port, Accountd, NatsCluster};
-use tests::{attach, poll, TestApp, PASSWORD};
+use tests::{attach, poll, OutboxLine, TestApp, PASSWORD};
 
 /// Accounts signed up in each of the three phases (before, between and after the kills).
 const PER_PHASE: usize = 8;
@@ -349,17 +349,10 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
 
     // Every expected message was sent, once: the sign-up code to each email, the contact
     // mobile's code to each mobile; no delivery twice.
-    let outbox = |paths: &[PathBuf]| -> Vec<Value> {
+    let outbox = |paths: &[PathBuf]| -> Vec<OutboxLine> {
         paths
             .iter()
-            .flat_map(|p| {
-                std::fs::read_to_string(p)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .filter_map(|line| serde_json::from_str(&line).ok())
+            .flat_map(|p| OutboxLine::read_all(p).unwrap())
             .collect()
     };
     let wanted: Vec<(String, String)> = flows
@@ -374,12 +367,8 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
     let sent = poll("every expected message in the outboxes", SETTLE, || {
         let sent = outbox(&outboxes);
         let all = wanted.iter().all(|(to, code)| {
-            sent.iter().any(|m| {
-                m["to"] == to.as_str()
-                    && m["text"]
-                        .as_str()
-                        .is_some_and(|t| tests::contains_number(t, code))
-            })
+            sent.iter()
+                .any(|m| m.to == *to && tests::contains_number(&m.text, code))
         });
         async move { all.then_some(sent) }
     })
@@ -397,18 +386,13 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
     for (to, code) in &wanted {
         let count = sent
             .iter()
-            .filter(|m| {
-                m["to"] == to.as_str()
-                    && m["text"]
-                        .as_str()
-                        .is_some_and(|t| tests::contains_number(t, code))
-            })
+            .filter(|m| m.to == *to && tests::contains_number(&m.text, code))
             .count();
         assert_eq!(count, 1, "the code to {to} was sent {count} times");
     }
     let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
     for m in &sent {
-        *deliveries.entry(m["delivery_id"].to_string()).or_default() += 1;
+        *deliveries.entry(m.delivery_id.clone()).or_default() += 1;
     }
     let twice: Vec<_> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "deliveries sent twice: {twice:?}");

@@ -28,7 +28,7 @@ async fn codes_notices_reset_links_and_subscribed_messages_reach_the_outbox(back
 
     // The sign-up code goes to the new contact email, and verifies it.
     let message = app.message_to("ada@example.com", "verification code").await;
-    let code = six_digit_code(message["text"].as_str().unwrap()).expect("a code in the message");
+    let code = six_digit_code(&message.text).expect("a code in the message");
     let token = app.sign_in("ada@example.com", password).await;
     let verified = app
         .post(
@@ -50,10 +50,7 @@ async fn codes_notices_reset_links_and_subscribed_messages_reach_the_outbox(back
         .await;
     assert_eq!(changed.status, 200);
     let notice = app.message_to("ada@example.com", "contact email").await;
-    assert!(
-        six_digit_code(notice["text"].as_str().unwrap()).is_none(),
-        "{notice}"
-    );
+    assert!(six_digit_code(&notice.text).is_none(), "{notice:?}");
     app.message_to("ada@lovelace.example", "verification code")
         .await;
 
@@ -67,7 +64,7 @@ async fn codes_notices_reset_links_and_subscribed_messages_reach_the_outbox(back
         .await;
     assert_eq!(reset.status, 202);
     let link = app.message_to("ada@example.com", "Reset").await;
-    let text = link["text"].as_str().unwrap();
+    let text = &link.text;
     let url = text
         .split_whitespace()
         .find(|w| w.starts_with("http://127.0.0.1:8080/reset-password?token="))
@@ -82,7 +79,7 @@ async fn codes_notices_reset_links_and_subscribed_messages_reach_the_outbox(back
     let verify_new = app
         .message_to("ada@lovelace.example", "verification code")
         .await;
-    let code = six_digit_code(verify_new["text"].as_str().unwrap()).unwrap();
+    let code = six_digit_code(&verify_new.text).unwrap();
     app.post(
         "/v1/me/contact-email/verification",
         Some(&token),

@@ -5,7 +5,8 @@
 
 use serde_json::{json, Value};
 use tests::{
-    assert_problem, on_both_backends, poll, spawn_app_with, Backend, TestApp, EVENTUALLY, PASSWORD,
+    assert_problem, on_both_backends, poll, spawn_app_with, Backend, OutboxLine, TestApp,
+    EVENTUALLY, PASSWORD,
 };
 
 const SUBJECT: &str = "New sign-in to your account";
@@ -35,16 +36,16 @@ async fn new_clients(app: &TestApp, account_id: &str) -> Vec<Value> {
 }
 
 /// The new-sign-in notices in the outbox to `to`, oldest first.
-fn notices_to(app: &TestApp, to: &str) -> Vec<Value> {
+fn notices_to(app: &TestApp, to: &str) -> Vec<OutboxLine> {
     app.outbox()
         .into_iter()
-        .filter(|m| m["to"] == to && m["subject"] == SUBJECT)
+        .filter(|m| m.to == to && m.subject.as_deref() == Some(SUBJECT))
         .collect()
 }
 
 /// The protection token at the end of a notice's `…/secure-account?token=…` link.
-fn link_token(notice: &Value) -> String {
-    let text = notice["text"].as_str().expect("a text");
+fn link_token(notice: &OutboxLine) -> String {
+    let text = &notice.text;
     let (_, rest) = text
         .split_once("/secure-account?token=")
         .unwrap_or_else(|| panic!("a protection link in {text}"));
@@ -78,14 +79,12 @@ async fn a_sign_in_from_a_new_client_is_notified_and_its_link_ends_that_session(
     })
     .await;
     assert_eq!(notices.len(), 2, "{notices:#?}");
-    let text = notices[1]["text"].as_str().expect("a text");
+    let text = &notices[1].text;
     assert!(
         text.contains("127.0.0.1") && text.contains("Intruder/6.6"),
         "{text}"
     );
-    assert!(notices[0]["text"]
-        .as_str()
-        .is_some_and(|t| t.contains("Laptop/1.0")));
+    assert!(notices[0].text.contains("Laptop/1.0"));
     let link = link_token(&notices[1]);
     assert_ne!(
         link,
