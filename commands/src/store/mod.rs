@@ -11,7 +11,6 @@
 //! with their traits, written once; the implementations only speak SQL.
 
 mod pg;
-mod scratch;
 mod sql;
 mod sqlite;
 
@@ -28,8 +27,7 @@ use crate::claims::ClaimStore;
 use crate::idempotency::IdempotencyStore;
 use crate::limits::LimitStore;
 pub use domain::stored::{Checkpoint, RecordedEvent};
-pub use pg::InsertBaseline;
-pub use scratch::Scratch;
+pub use pg::MAX_CONNECTIONS;
 
 /// A store failure: the database is unreachable, or answered with an error.
 #[derive(Debug, thiserror::Error)]

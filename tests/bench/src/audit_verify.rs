@@ -4,11 +4,11 @@
 use std::time::Instant;
 
 use chrono::Utc;
-use commands::store::Scratch;
 use gateway::audit::{service, StoreAuditLog};
 use projections::audit::AuditLog;
 use projections::ReadStore;
 use testkit::sample;
+use testkit::Scratch;
 
 /// `audit verify --all` throughput on `events` generated events over `accounts` accounts,
 /// written with correct chain hashes into a scratch database (PostgreSQL created through

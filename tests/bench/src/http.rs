@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use argon2::Argon2;
-use commands::store::Scratch;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Client, RequestBuilder};
 use serde_json::{json, Value};
+use testkit::Scratch;
 
 use super::load::{measure, InsertBaseline, Run};
 
@@ -47,12 +47,8 @@ pub struct HttpBench {
     #[arg(long)]
     embedded: bool,
     /// PostgreSQL through which the scratch databases (the server's, the baseline's) are made.
-    #[arg(
-        long,
-        env = "ACCOUNTD_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    admin_url: String,
+    #[command(flatten)]
+    admin: crate::AdminUrl,
     /// NATS for the server it starts; unset: the in-process bus.
     #[arg(long)]
     nats_url: Option<String>,
@@ -126,7 +122,7 @@ impl Server {
         let database = if args.embedded {
             None
         } else {
-            let database = Scratch::postgres(&args.admin_url).await?;
+            let database = Scratch::postgres(&args.admin.admin_url).await?;
             command.env("DATABASE_URL", database.location());
             Some(database)
         };
@@ -384,7 +380,7 @@ pub async fn run(mut args: HttpBench) -> anyhow::Result<()> {
     let most = args.connections.iter().copied().max().unwrap_or(1);
     let server = Server::start(&args).await?;
     let load = Load::new(&server.base, most)?;
-    let baseline_db = Scratch::postgres(&args.admin_url).await?;
+    let baseline_db = Scratch::postgres(&args.admin.admin_url).await?;
     let inserts = InsertBaseline::new(&baseline_db).await?;
 
     println!(

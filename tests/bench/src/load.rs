@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use commands::store::Scratch;
 use hdrhistogram::Histogram;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use testkit::Scratch;
 
 /// Successes, failures and latencies of one measurement.
 pub struct Run {
@@ -85,14 +86,36 @@ where
     Ok(run)
 }
 
-/// The pgbench-style baseline (commands' [`commands::store::InsertBaseline`]): one JSON row
-/// inserted per transaction by each of `clients`, into a table made for it.
-pub struct InsertBaseline(Arc<commands::store::InsertBaseline>);
+/// The pgbench-style baseline: one JSON row inserted per transaction (autocommit) by each of
+/// `clients`, into a table made for it in a scratch database, on a pool the size of the store's.
+pub struct InsertBaseline(Arc<BaselineTable>);
+
+struct BaselineTable {
+    pool: PgPool,
+    payload: serde_json::Value,
+}
 
 impl InsertBaseline {
-    /// Creates the table in the scratch database `db`.
+    /// Creates the table in the scratch PostgreSQL database `db`.
     pub async fn new(db: &Scratch) -> anyhow::Result<Self> {
-        Ok(Self(Arc::new(db.insert_baseline().await?)))
+        let pool = PgPoolOptions::new()
+            .max_connections(commands::store::MAX_CONNECTIONS)
+            .connect(db.location())
+            .await?;
+        sqlx::query(
+            "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, aggregate_id text NOT NULL, \
+             payload json NOT NULL)",
+        )
+        .execute(&pool)
+        .await?;
+        // About the size of a contact-email change with its metadata.
+        let payload = serde_json::json!({
+            "previous": "someone.before@example.com", "email": "someone.after@example.com",
+            "code_id": "0192f4c8-8f2e-7bb4-a0a8-3c9d7a1e2b3c",
+            "metadata": {"actor": "account:100000000001", "request_id": "0192f4c8-8f2e-7bb4", "ip": "203.0.113.7"},
+            "padding": "x".repeat(60)
+        });
+        Ok(Self(Arc::new(BaselineTable { pool, payload })))
     }
 
     pub async fn measure(&self, clients: usize, duration: Duration) -> anyhow::Result<Run> {
@@ -100,7 +123,11 @@ impl InsertBaseline {
         measure(clients, duration, move |client, _| {
             let baseline = baseline.clone();
             async move {
-                baseline.insert(client).await?;
+                sqlx::query("INSERT INTO bench_baseline (aggregate_id, payload) VALUES ($1, $2)")
+                    .bind(client.to_string())
+                    .bind(&baseline.payload)
+                    .execute(&baseline.pool)
+                    .await?;
                 Ok(true)
             }
         })

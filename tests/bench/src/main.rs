@@ -19,13 +19,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::store::{Scratch, SerializedEvent};
+use commands::store::SerializedEvent;
 use commands::{CommandContext, CommandService};
 use domain::password::{Password, PasswordPolicy};
 use domain::values::{AccountId, Email};
 use domain::{AccountCommand, SessionId};
 use gateway::config::Config;
 use gateway::progress::{with_spinner, Stdout};
+use testkit::Scratch;
 
 mod audit_verify;
 mod http;
@@ -48,6 +49,18 @@ async fn main() -> anyhow::Result<()> {
     with_spinner("benchmarking", Stdout::AsItGoes, run(cli.bench)).await
 }
 
+/// The PostgreSQL through which a benchmark makes its scratch databases (and drops them).
+#[derive(clap::Args)]
+pub(crate) struct AdminUrl {
+    /// A PostgreSQL URL through which scratch databases are created (and dropped).
+    #[arg(
+        long,
+        env = "ACCOUNTD_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub(crate) admin_url: String,
+}
+
 #[derive(Subcommand)]
 enum Bench {
     /// Over real HTTP: reads, cheap commands and password checks at 1-128 connections, each
@@ -61,13 +74,8 @@ enum Bench {
         /// Client counts to measure.
         #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
         clients: Vec<usize>,
-        /// A PostgreSQL URL through which a scratch database is created (and dropped).
-        #[arg(
-            long,
-            env = "ACCOUNTD_BENCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
+        #[command(flatten)]
+        admin: AdminUrl,
     },
     /// `accountd project rebuild` throughput (events/s) and peak memory on a generated history.
     Rebuild {
@@ -75,12 +83,8 @@ enum Bench {
         events: usize,
         #[arg(long, default_value_t = 50_000)]
         accounts: usize,
-        #[arg(
-            long,
-            env = "ACCOUNTD_BENCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
+        #[command(flatten)]
+        admin: AdminUrl,
     },
     /// Commit-to-send latency and messages/s through relay and notifier (file sink).
     Notify {
@@ -104,12 +108,8 @@ enum Bench {
         /// Measure the embedded SQLite store instead of PostgreSQL.
         #[arg(long)]
         sqlite: bool,
-        #[arg(
-            long,
-            env = "ACCOUNTD_BENCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
+        #[command(flatten)]
+        admin: AdminUrl,
     },
     /// Median response-time difference between known and unknown accounts on the routes that
     /// must not reveal existence (password-reset requests, recovery by mobile and by account ID,
@@ -118,13 +118,8 @@ enum Bench {
         /// Requests per kind (known and unknown) and route.
         #[arg(long, default_value_t = 1000)]
         requests: usize,
-        /// A PostgreSQL URL through which a scratch database is created (and dropped).
-        #[arg(
-            long,
-            env = "ACCOUNTD_BENCH_DATABASE_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-        )]
-        admin_url: String,
+        #[command(flatten)]
+        admin: AdminUrl,
     },
 }
 
@@ -134,17 +129,16 @@ async fn run(bench: Bench) -> anyhow::Result<()> {
         Bench::Commands {
             seconds,
             clients,
-            admin_url,
-        } => commands_bench(Duration::from_secs(seconds), &clients, &admin_url).await,
-        Bench::Enumeration {
-            requests,
-            admin_url,
-        } => enumeration_bench(requests, &admin_url).await,
+            admin,
+        } => commands_bench(Duration::from_secs(seconds), &clients, &admin.admin_url).await,
+        Bench::Enumeration { requests, admin } => {
+            enumeration_bench(requests, &admin.admin_url).await
+        }
         Bench::Rebuild {
             events,
             accounts,
-            admin_url,
-        } => rebuild_bench(events, accounts, &admin_url).await,
+            admin,
+        } => rebuild_bench(events, accounts, &admin.admin_url).await,
         Bench::Notify {
             accounts,
             writers,
@@ -163,8 +157,8 @@ async fn run(bench: Bench) -> anyhow::Result<()> {
             events,
             accounts,
             sqlite,
-            admin_url,
-        } => audit_verify::bench_verify(&admin_url, events, accounts, sqlite).await,
+            admin,
+        } => audit_verify::bench_verify(&admin.admin_url, events, accounts, sqlite).await,
     }
 }
 
@@ -509,4 +503,16 @@ async fn commands_bench(
     }
     println!("target: ratio >= 0.50 at 32 clients");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions only when a command is built: two arguments with one id
+    /// (say a flattened `admin_url` beside `http --url`) would panic at the first run.
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

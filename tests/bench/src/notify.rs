@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use commands::hasher::PasswordHasher;
 use commands::secrets::Keyring;
-use commands::store::Scratch;
 use commands::{CommandContext, CommandService};
 use domain::password::PasswordPolicy;
 use domain::values::{AccountId, Email};
@@ -17,10 +16,11 @@ use gateway::app::stopped;
 use gateway::wiring::StoreLog;
 use gateway::workers::{KeyringUnsealer, NotifierRole};
 use projections::bus::{Bus, BusConfig};
-use projections::notifier::senders::Senders;
+use projections::notifier::senders::{OutboxLine, Senders};
 use projections::notifier::NotifierSettings;
 use projections::relay::Relay;
 use projections::ReadStore;
+use testkit::Scratch;
 use tokio::sync::{watch, Notify};
 
 /// What `accountd-bench notify` measures with.
@@ -188,17 +188,9 @@ async fn wait_for_lines(
 ) -> anyhow::Result<Vec<(String, DateTime<Utc>)>> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-        if text.lines().count() >= count || tokio::time::Instant::now() >= deadline {
-            return Ok(text
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter_map(|line| {
-                    let to = line["to"].as_str()?.to_owned();
-                    let at = DateTime::parse_from_rfc3339(line["sent_at"].as_str()?).ok()?;
-                    Some((to, at.with_timezone(&Utc)))
-                })
-                .collect());
+        let lines = OutboxLine::read_all(path)?;
+        if lines.len() >= count || tokio::time::Instant::now() >= deadline {
+            return Ok(lines.into_iter().map(|l| (l.to, l.sent_at)).collect());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

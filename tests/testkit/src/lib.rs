@@ -22,6 +22,7 @@ pub mod clock;
 pub mod db;
 pub mod procs;
 pub mod sample;
+pub mod scratch;
 pub mod service;
 pub mod streams;
 pub mod values;
@@ -39,6 +40,7 @@ pub mod prelude {
     pub use crate::DEADLINE;
 }
 pub use db::{admin_url, Arg, Raw, TestDatabase};
+pub use scratch::Scratch;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,21 +1,19 @@
 //! The write side's stores on PostgreSQL. Every statement here is PostgreSQL's (`$n`
 //! placeholders, `xid8`, `UNNEST`, advisory locks), and each row shape is decoded once.
 
-mod baseline;
 mod events;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
-use sqlx::{Connection, Executor, PgConnection, Postgres};
+use sqlx::{Connection, PgConnection, Postgres};
 
 use super::sql::{Dialect, SqlStore, Statements};
 use super::StoreError;
-pub use baseline::InsertBaseline;
 
 /// The pool size of [`super::Store::open`]: enough for a gateway on a small machine.
-pub(super) const MAX_CONNECTIONS: u32 = 32;
+pub const MAX_CONNECTIONS: u32 = 32;
 
 /// The write side's stores on one PostgreSQL pool.
 pub(super) type Pg = SqlStore<Postgres>;
@@ -82,11 +80,6 @@ impl Pg {
             .await?;
         Ok(SqlStore(pool))
     }
-
-    /// The pgbench-style insert baseline, in this database.
-    pub(super) async fn insert_baseline(&self) -> Result<InsertBaseline, StoreError> {
-        InsertBaseline::create(self.0.clone()).await
-    }
 }
 
 /// Pool options without sqlx's ping before every acquire: with it each statement cost a second
@@ -127,40 +120,4 @@ pub(super) async fn check(url: &str) -> Result<(), StoreError> {
     // Closing politely is best effort: the pool opens its own connections.
     let _ = connection.close().await;
     Ok(())
-}
-
-/// Creates database `name` through the admin URL `admin`; the URL of the new database.
-pub(super) async fn create_database(admin: &str, name: &str) -> Result<String, StoreError> {
-    let mut conn = PgConnection::connect(admin).await?;
-    // `name` is ours (a fixed prefix and a UUID), so formatting it into the statement is safe;
-    // CREATE DATABASE takes no parameters.
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await?;
-    conn.close().await?;
-    Ok(url_with_database(admin, name))
-}
-
-/// Drops database `name` (closing its connections) through the admin URL `admin`.
-pub(super) async fn drop_database(admin: &str, name: &str) -> Result<(), StoreError> {
-    let mut conn = PgConnection::connect(admin).await?;
-    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-        .await?;
-    conn.close().await?;
-    Ok(())
-}
-
-/// `admin` with its database name replaced by `name`.
-fn url_with_database(admin: &str, name: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (admin, None),
-    };
-    let base = match base.rfind('/') {
-        Some(i) if i > "postgres://".len() => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }

@@ -1,13 +1,13 @@
-//! Throwaway databases: `accountd bench` measures on one, and the test kit gives each test its
+//! Throwaway databases: `accountd-bench` measures on one, and the test kit gives each test its
 //! own, so that runs in parallel never see each other's rows. A scratch PostgreSQL database is
 //! created through an admin URL and dropped (forcibly) when the handle is dropped; a scratch
 //! SQLite store is a file in a temporary folder, removed likewise.
 
 use std::path::PathBuf;
 
+use commands::store::{Store, StoreError};
+use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
-
-use super::{pg, Store, StoreError};
 
 /// A fresh, migrated store of its own.
 pub struct Scratch {
@@ -27,7 +27,7 @@ impl Scratch {
     /// A fresh, migrated PostgreSQL database created through `admin`.
     pub async fn postgres(admin: &str) -> Result<Self, StoreError> {
         let name = format!("accountd_scratch_{}", Uuid::new_v4().simple());
-        let url = pg::create_database(admin, &name).await?;
+        let url = create_database(admin, &name).await?;
         let scratch = Self {
             store: Store::open(&url).await?,
             name,
@@ -54,23 +54,6 @@ impl Scratch {
         Ok(scratch)
     }
 
-    /// The pgbench-style insert baseline of `accountd bench`, on a pool of its own the size of
-    /// the store's. PostgreSQL only: the figures it anchors are PostgreSQL's.
-    pub async fn insert_baseline(&self) -> Result<pg::InsertBaseline, StoreError> {
-        if let Cleanup::Sqlite { .. } = self.cleanup {
-            return Err(StoreError::Database(sqlx::Error::Configuration(
-                "the insert baseline runs on PostgreSQL".into(),
-            )));
-        }
-        let pool = pg::Pg::connect(
-            self.location(),
-            pg::MAX_CONNECTIONS,
-            std::time::Duration::from_secs(5),
-        )
-        .await?;
-        pool.insert_baseline().await
-    }
-
     /// Where the database is (`postgres://…` or `sqlite://PATH`), for the read side's pool.
     pub fn location(&self) -> &str {
         self.store.location()
@@ -92,11 +75,47 @@ impl Drop for Scratch {
                         .enable_all()
                         .build();
                     if let Ok(runtime) = runtime {
-                        let _ = runtime.block_on(pg::drop_database(&admin, &name));
+                        let _ = runtime.block_on(drop_database(&admin, &name));
                     }
                 })
                 .join();
             }
         }
+    }
+}
+
+/// Creates database `name` through the admin URL `admin`; the URL of the new database.
+async fn create_database(admin: &str, name: &str) -> Result<String, sqlx::Error> {
+    let mut conn = PgConnection::connect(admin).await?;
+    // `name` is ours (a fixed prefix and a UUID), so formatting it into the statement is safe;
+    // CREATE DATABASE takes no parameters.
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    conn.close().await?;
+    Ok(url_with_database(admin, name))
+}
+
+/// Drops database `name` (closing its connections) through the admin URL `admin`.
+async fn drop_database(admin: &str, name: &str) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(admin).await?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// `admin` with its database name replaced by `name`.
+fn url_with_database(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (admin, None),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
     }
 }
