@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use crate::breaker::{Breaker, BreakerSettings};
 use crate::config::Config;
 use crate::http::extract::Role;
-use crate::http::{self, AppState, HttpConfig, Notifications};
+use crate::http::{self, AppState, Handles, HttpConfig, Notifications};
 use crate::wiring::{ReadDirectory, ReadSessions, StoreLog};
 
 /// The metrics recorder is process-wide: installed once, shared by every application.
@@ -84,7 +84,7 @@ impl Application {
             .iter()
             .filter_map(|(role, token)| Role::parse(role).map(|r| (r, token.clone())))
             .collect();
-        let state = AppState {
+        let state = AppState::new(Handles {
             service: service.clone(),
             store: store.clone(),
             read: read.clone(),
@@ -105,7 +105,7 @@ impl Application {
             }),
             metrics: metrics_handle(),
             breaker: store_breaker(&store),
-        };
+        });
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;

@@ -332,7 +332,7 @@ pub fn attach(app: Application, config: &Config, bus: Bus) -> anyhow::Result<App
         .with_worker(anchor_worker(
             crate::audit::service(
                 &state.store,
-                state.read,
+                state.read.clone(),
                 PasswordPolicy::default().reminder_after_days,
             ),
             bus_for_anchors,
