@@ -109,9 +109,10 @@ pub struct Account {
     pub used_instance_ids: Vec<String>,
     /// The `changed_at` of the password the 90-day reminder was sent for.
     pub reminded_for: Option<DateTime<Utc>>,
-    /// The live protection links of recent security notices, each with the change it answers.
+    /// The live protection links of recent security notices, each with the change it answers,
+    /// oldest first. Persistent: the copy of the state a command makes shares them.
     #[serde(default)]
-    pub protections: Vec<Protection>,
+    pub protections: imbl::Vector<Protection>,
     /// Since when the account is frozen (a protection link was followed); `None` when not.
     #[serde(default)]
     pub frozen_since: Option<DateTime<Utc>>,
@@ -537,9 +538,12 @@ impl Account {
     fn remember_protection(&mut self, link: Option<ProtectionLink>, change: ProtectedChange) {
         let Some(link) = link else { return };
         let issued_at = link.expires_at - PROTECTION_TOKEN_TTL;
-        self.protections.retain(|p| p.expires_at > issued_at);
+        // Only when one has lapsed: `retain` writes the shared vector anew.
+        if self.protections.iter().any(|p| p.expires_at <= issued_at) {
+            self.protections.retain(|p| p.expires_at > issued_at);
+        }
         self.supersede(change.kind());
-        self.protections.push(Protection {
+        self.protections.push_back(Protection {
             token_digest: link.token_digest,
             revertible: change.is_revertible(),
             change,
@@ -549,8 +553,13 @@ impl Account {
 
     /// Links of earlier changes of the value `kind` can no longer undo them.
     fn supersede(&mut self, kind: &str) {
-        for p in &mut self.protections {
-            if p.change.kind() == kind {
+        // Read first, write only the few still revertible: a write copies only its own path.
+        let live: Vec<usize> = (self.protections.iter().enumerate())
+            .filter(|(_, p)| p.revertible && p.change.kind() == kind)
+            .map(|(i, _)| i)
+            .collect();
+        for i in live {
+            if let Some(p) = self.protections.get_mut(i) {
                 p.revertible = false;
             }
         }
