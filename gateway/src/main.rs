@@ -14,6 +14,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc's malloc: allocation and freeing were the largest single item in the
+/// profiles of the request path (docs/benchmarks.md, 2026-12-06).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The environment variables, for `--help` (SPEC §7; the binary reads no configuration file).
 const ENVIRONMENT: &str = "\
 Environment:
