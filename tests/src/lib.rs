@@ -16,7 +16,7 @@
 //! - `tests/operations_faults.rs`: readiness and failing fast through outages of those servers.
 //! - `tests/cluster.rs`: the cluster shape, every role its own `accountd` process
 //!   ([`procs::Accountd`]) on a three-node NATS cluster ([`procs::NatsCluster`]), losing a node,
-//!   the active relay and the active projector mid-run.
+//!   the active relay and the active projector mid-run, and the node coming back.
 //! - `tests/e2e/`: one binary, one file per flow of SPEC §3 (one binary links once and runs
 //!   its tests in parallel).
 //!

@@ -2,9 +2,11 @@
 //! loopback with R3 streams, and separate `accountd` processes for every role (two gateways,
 //! two projectors, two relays, two notifiers) on one PostgreSQL database. Flows go through both
 //! gateways over HTTP while the test kills (SIGKILL, by PID) the leader of the `ACCOUNT_EVENTS`
-//! stream, then the active relay and the active projector (those holding the advisory locks).
+//! stream, then the active relay and the active projector (those holding the advisory locks),
+//! and starts the killed NATS node again on its own folder.
 //!
-//! Afterwards: the stream holds exactly the store's account events (same ids, none twice, each
+//! Afterwards: the restarted node is back in the stream's group and current with its leader; the
+//! stream holds exactly the store's account events (same ids, none twice, each
 //! account's in order), the read models equal a `accountd project rebuild`, and every expected
 //! message is in the notifiers' outboxes exactly once. It prints what it killed and counted.
 
@@ -220,6 +222,7 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
 
     let mut flows = Vec::new();
     let mut killed = Vec::new();
+    let mut nats_killed = None;
     for phase in 0..3 {
         match phase {
             1 => {
@@ -240,8 +243,12 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
                 killed.push(format!(
                     "NATS node {leader} (pid {pid:?}), leader of {prefix}ACCOUNT_EVENTS"
                 ));
+                nats_killed = Some(leader);
             }
             2 => {
+                // The NATS node comes back (the last phase's flows run while it catches up).
+                let node = nats_killed.as_deref().expect("a NATS node was killed");
+                nats.restart(node).await;
                 for (role, active) in [("relay", &relay_active), ("projector", &projector_active)] {
                     let process = processes.get_mut(active).expect("the active process");
                     let pid = process.pid();
@@ -313,6 +320,21 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
             "{account}'s events out of order in the stream"
         );
     }
+
+    // The node that was killed is back in the stream's group and has caught up: three peers,
+    // none offline, every follower current with the leader.
+    let rejoined = nats_killed.expect("a NATS node was killed");
+    let peers = poll("the restarted NATS node to catch up", SETTLE, || async {
+        let mut stream = js.get_stream(&stream_name).await.ok()?;
+        let cluster = stream.info().await.ok()?.cluster.clone()?;
+        let leader = cluster.leader?;
+        let caught_up = cluster.replicas.len() == 2
+            && (cluster.replicas.iter()).all(|peer| peer.current && !peer.offline);
+        let mut peers: Vec<String> = cluster.replicas.into_iter().map(|p| p.name).collect();
+        peers.push(leader);
+        (caught_up && peers.contains(&rejoined)).then_some(peers)
+    })
+    .await;
 
     // The read models equal a rebuild from the log, once the projector has caught up.
     poll("the projector to catch up", SETTLE, || async {
@@ -415,6 +437,7 @@ async fn the_cluster_survives_losing_a_nats_node_the_active_relay_and_the_active
         println!("killed: {k}");
     }
     println!("took over: relay {relay_now}, projector {projector_now}");
+    println!("restarted: NATS node {rejoined}, caught up; stream peers now {peers:?}");
     println!(
         "counted: {} accounts through 2 gateways; {} account events in the store = {} in the stream; \
          read models ({} profiles) equal a rebuild; {} messages sent ({:?} per notifier), {} expected codes each once",

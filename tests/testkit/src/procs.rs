@@ -303,48 +303,59 @@ impl PrivateNats {
 /// Three `nats-server -js` processes clustered on loopback (the cluster shape of
 /// `deploy/nats/`): each with its own client port, route port, server name (`n1`, `n2`, `n3`)
 /// and JetStream folder. Any node can be killed (SIGKILL, by PID) while the other two keep the
-/// quorum of R3 streams.
+/// quorum of R3 streams, and started again on its own folder, as a node back from a crash.
 pub struct NatsCluster {
     nodes: Vec<Server>,
     names: Vec<String>,
+    routes: Vec<u16>,
+    cluster_name: String,
 }
 
 impl NatsCluster {
     /// Starts the three nodes and waits until each listens for clients.
     pub async fn start() -> Self {
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let route_urls = routes
-            .iter()
+        let mut cluster = Self {
+            nodes: (0..3)
+                .map(|_| Server::new("a clustered NATS server", "nats_cluster"))
+                .collect(),
+            names: (1..=3).map(|i| format!("n{i}")).collect(),
+            routes: (0..3).map(|_| free_port()).collect(),
+            cluster_name: format!("accountd_{}", uuid::Uuid::new_v4().simple()),
+        };
+        for i in 0..3 {
+            cluster.spawn(i).await;
+        }
+        cluster
+    }
+
+    /// Starts node `i` on its ports and folder (its JetStream state survives a kill).
+    async fn spawn(&mut self, i: usize) {
+        let route_urls = (self.routes.iter())
             .map(|port| format!("nats://127.0.0.1:{port}"))
             .collect::<Vec<_>>()
             .join(",");
-        let mut cluster = Self {
-            nodes: Vec::new(),
-            names: Vec::new(),
-        };
-        let cluster_name = format!("accountd_{}", uuid::Uuid::new_v4().simple());
-        for (i, route) in routes.iter().enumerate() {
-            let name = format!("n{}", i + 1);
-            let mut node = Server::new("a clustered NATS server", "nats_cluster");
-            let mut command = Command::new(nats_server());
-            command
-                .args(["-js", "-a", "127.0.0.1", "-p", &node.port.to_string()])
-                .args(["-n", &name, "--cluster_name", &cluster_name])
-                .args(["--cluster", &format!("nats://127.0.0.1:{route}")])
-                .args(["--routes", &route_urls])
-                .arg("-sd")
-                .arg(node.dir.join("jetstream"))
-                .arg("-l")
-                .arg(node.dir.join("server.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true);
-            node.spawn(command).await;
-            cluster.nodes.push(node);
-            cluster.names.push(name);
-        }
-        cluster
+        let node = &mut self.nodes[i];
+        let mut command = Command::new(nats_server());
+        command
+            .args(["-js", "-a", "127.0.0.1", "-p", &node.port.to_string()])
+            .args(["-n", &self.names[i], "--cluster_name", &self.cluster_name])
+            .args(["--cluster", &format!("nats://127.0.0.1:{}", self.routes[i])])
+            .args(["--routes", &route_urls])
+            .arg("-sd")
+            .arg(node.dir.join("jetstream"))
+            .arg("-l")
+            .arg(node.dir.join("server.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        node.spawn(command).await;
+    }
+
+    fn index(&self, name: &str) -> usize {
+        (self.names.iter())
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no NATS node {name}"))
     }
 
     /// The client URLs of every node, comma-separated (as `NATS_URL` takes them).
@@ -369,12 +380,15 @@ impl NatsCluster {
 
     /// Kills the node named `name` (SIGKILL, by its PID), as a crash would.
     pub async fn kill(&mut self, name: &str) {
-        let i = self
-            .names
-            .iter()
-            .position(|n| n == name)
-            .unwrap_or_else(|| panic!("no NATS node {name}"));
+        let i = self.index(name);
         self.nodes[i].stop("KILL").await;
+    }
+
+    /// Starts the killed node `name` again on its own ports and JetStream folder, and waits
+    /// until it listens; it rejoins the cluster and catches up the streams it replicates.
+    pub async fn restart(&mut self, name: &str) {
+        let i = self.index(name);
+        self.spawn(i).await;
     }
 }
 
