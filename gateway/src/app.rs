@@ -105,6 +105,7 @@ impl Application {
             }),
             metrics: metrics_handle(),
             breaker: store_breaker(&store),
+            after_answer: tokio_util::task::TaskTracker::new(),
         });
         let listener = TcpListener::bind(config.bind)
             .await
@@ -165,7 +166,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves: stops accepting, finishes in-flight requests (for at
-    /// most 10 seconds), then stops the background roles.
+    /// most 10 seconds) and the work they left running after their answer (10 seconds more at
+    /// most), then stops the background roles.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -177,6 +179,7 @@ impl Application {
             .map(|worker| tokio::spawn(worker(stopping.clone())))
             .collect();
         let header_read_timeout = self.state.http.header_read_timeout;
+        let after_answer = self.state.after_answer.clone();
         let app = http::router(self.state);
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let server = http::serve::serve(self.listener, app, header_read_timeout, async move {
@@ -190,6 +193,18 @@ impl Application {
                 tokio::time::sleep(Duration::from_secs(10)).await;
             } => Ok(()),
         };
+        // A code, reset link or recovery answered with 202 is sent by this work: it appends
+        // the events the notifier then delivers, so the background roles stop only after it.
+        after_answer.close();
+        if tokio::time::timeout(Duration::from_secs(10), after_answer.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                unfinished = after_answer.len(),
+                "work after answers still running at shutdown"
+            );
+        }
         let _ = stop.send(true);
         for task in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;

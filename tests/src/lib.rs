@@ -76,6 +76,8 @@ pub struct TestApp {
     /// Every response body this handle received, as text, so that a test can check that no
     /// secret ever left the server in clear.
     pub transcript: Arc<Mutex<Vec<String>>>,
+    /// The work the application runs after its answers (empty for an attached application).
+    after_answer: tokio_util::task::TaskTracker,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _database: Option<TestDatabase>,
@@ -148,6 +150,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     let read = app.state().read.clone();
+    let after_answer = app.state().after_answer.clone();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop.await;
@@ -160,6 +163,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         keyring: Keyring::new(SECRET_KEY, []),
         data_dir,
         transcript: Arc::new(Mutex::new(Vec::new())),
+        after_answer,
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,
@@ -181,6 +185,7 @@ pub fn attach(base: String, store: Store, read: projections::ReadStore) -> TestA
         keyring: Keyring::new(SECRET_KEY, []),
         data_dir,
         transcript: Arc::new(Mutex::new(Vec::new())),
+        after_answer: tokio_util::task::TaskTracker::new(),
         shutdown: None,
         server: None,
         _database: None,
@@ -669,7 +674,28 @@ impl TestApp {
     }
 
     /// Stops the application gracefully.
+    /// The work the application runs after its answers (to add work in a test of shutdown).
+    pub fn after_answer(&self) -> &tokio_util::task::TaskTracker {
+        &self.after_answer
+    }
+
+    /// Waits until the work the application started after its answers so far has ended (a
+    /// code sent, a recovery recorded or refused): what it was going to store is stored.
+    pub async fn settled(&self) {
+        poll("the work after the answers to end", EVENTUALLY, || async {
+            self.after_answer.is_empty().then_some(())
+        })
+        .await;
+    }
+
+    /// Stops the application as a shutdown signal would.
     pub async fn stop(mut self) {
+        self.stop_serving().await;
+    }
+
+    /// Stops the application as a shutdown signal would, and keeps the handle (and its
+    /// database) for reading what the application stored.
+    pub async fn stop_serving(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

@@ -110,6 +110,9 @@ pub struct Handles {
     pub metrics: Option<PrometheusHandle>,
     /// Open while the store does not answer: requests then fail fast.
     pub breaker: crate::breaker::Breaker,
+    /// The work enumeration-safe flows run after their answer (`public::after_answer`): a
+    /// graceful shutdown waits for it, so that an answered request is not dropped half-done.
+    pub after_answer: tokio_util::task::TaskTracker,
 }
 
 /// The whole API.

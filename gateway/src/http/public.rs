@@ -43,12 +43,13 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Runs the slow part of an enumeration-safe flow after the answer, logging (not leaking) a
-/// failure.
-fn after_answer<F>(what: &'static str, work: F)
+/// failure. Tracked in [`Handles::after_answer`](super::Handles::after_answer): a graceful
+/// shutdown waits for it.
+fn after_answer<F>(state: &AppState, what: &'static str, work: F)
 where
     F: std::future::Future<Output = Result<(), commands::service::ServiceError>> + Send + 'static,
 {
-    tokio::spawn(async move {
+    state.after_answer.spawn(async move {
         if let Err(e) = work.await {
             tracing::warn!(flow = what, error = %e, "background step failed");
         }
@@ -91,7 +92,7 @@ pub async fn request_sms_code(
     let code_id = ticket.code_id.clone();
     let service = state.service.clone();
     let context = client.context(Actor::Anonymous);
-    after_answer("sms-code", async move {
+    after_answer(&state, "sms-code", async move {
         service.send_sms_code(ticket, &context).await
     });
     Ok((StatusCode::ACCEPTED, Json(SmsCodeAccepted { code_id })))
@@ -285,7 +286,7 @@ pub async fn start_recovery(
         RecoveryRequest::Mobile { mobile } => {
             let ticket = state.service.admit_recovery_by_mobile(mobile);
             let service = state.service.clone();
-            after_answer("recovery-by-mobile", async move {
+            after_answer(&state, "recovery-by-mobile", async move {
                 service.send_account_info(ticket, &context).await
             });
             return Ok((StatusCode::ACCEPTED, Json(ACCEPTED)).into_response());
@@ -307,7 +308,7 @@ pub async fn start_recovery(
     // Recording the request on the account it reached is work a decoy would not do: after the
     // answer, so that the answer's timing is the same for both.
     let service = state.service.clone();
-    after_answer("recovery-request", async move {
+    after_answer(&state, "recovery-request", async move {
         service.record_recovery_request(started, &context).await
     });
     Ok(answer.into_response())
@@ -333,7 +334,7 @@ pub async fn confirm_recovery(
 ) -> ApiResult<impl IntoResponse> {
     let service = state.service.clone();
     let context = client.context(Actor::Anonymous);
-    after_answer("recovery-confirmation", async move {
+    after_answer(&state, "recovery-confirmation", async move {
         service
             .confirm_recovery(&recovery_id, body.mobile, &context)
             .await
@@ -360,7 +361,7 @@ pub async fn request_reset(
     state.service.admit_reset(&email).await?;
     let service = state.service.clone();
     let context = client.context(Actor::Anonymous);
-    after_answer("password-reset", async move {
+    after_answer(&state, "password-reset", async move {
         service.send_reset(&email, &context).await
     });
     Ok((StatusCode::ACCEPTED, Json(ACCEPTED)))

@@ -171,9 +171,9 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .post(&tried, None, json!({"mobile": "13800138000"}))
         .await;
     assert_eq!(too_late.status, 202, "{too_late:?}");
-    // The check runs after the answer and leaves no event on a closed recovery: give it time
-    // to have sent something, were it going to.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The check runs after the answer and leaves no event on a closed recovery: wait for it to
+    // have ended.
+    app.settled().await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 1);
 
     // A confirmed recovery is closed.
@@ -181,7 +181,7 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         .post(&confirm, None, json!({"mobile": "+8613800138000"}))
         .await;
     assert_eq!(again.status, 202, "{again:?}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.settled().await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 1);
 
     // By the public IP of one of the account's servers.
@@ -212,12 +212,8 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         )
         .await;
     assert_eq!(right.status, 202, "{right:?}");
-    poll(
-        "AccountInfoSent after recovery by server IP",
-        EVENTUALLY,
-        || async { (app.count_in_stream(&id, "AccountInfoSent").await == 2).then_some(()) },
-    )
-    .await;
+    app.settled().await;
+    assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 2);
 
     // A released IP is unknown: recovering by it never reaches the account.
     let released = app
@@ -247,7 +243,7 @@ async fn recovery_by_account_id_or_server_ip_masks_the_mobile_and_only_the_full_
         )
         .await;
     assert_eq!(right.status, 202, "{right:?}");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    app.settled().await;
     assert_eq!(app.count_in_stream(&id, "AccountInfoSent").await, 2);
     app.stop().await;
 }
@@ -325,8 +321,8 @@ async fn unknown_account_ids_and_server_ips_get_stable_decoys_that_never_record_
         )
         .await;
     assert_eq!(unknown_recovery.status, 202, "{unknown_recovery:?}");
-    // Confirmations are checked after the answer: give them time to record, were they going to.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Confirmations are checked after the answer: wait for those checks to have ended.
+    app.settled().await;
     assert_eq!(
         account_events().await,
         before,
