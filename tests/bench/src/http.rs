@@ -328,7 +328,7 @@ fn raw_argon2_blocking(duration: Duration) -> f64 {
 
 /// The `accountd` binary to start: `ACCOUNTD_BIN`, else `accountd` in this binary's folder
 /// (`target/release/` after `cargo build --release -p gateway -p bench`).
-fn accountd_bin() -> anyhow::Result<PathBuf> {
+pub(crate) fn accountd_bin() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ACCOUNTD_BIN") {
         return Ok(PathBuf::from(bin));
     }
