@@ -673,7 +673,6 @@ impl TestApp {
         }
     }
 
-    /// Stops the application gracefully.
     /// The work the application runs after its answers (to add work in a test of shutdown).
     pub fn after_answer(&self) -> &tokio_util::task::TaskTracker {
         &self.after_answer
@@ -688,7 +687,7 @@ impl TestApp {
         .await;
     }
 
-    /// Stops the application as a shutdown signal would.
+    /// Stops the application gracefully, as a shutdown signal would.
     pub async fn stop(mut self) {
         self.stop_serving().await;
     }
