@@ -98,25 +98,12 @@ impl Server {
             .local_addr()?
             .port();
         let run = uuid::Uuid::new_v4().simple().to_string();
-        let data_dir = std::env::temp_dir().join(format!("accountd_bench_{run}"));
-        std::fs::create_dir_all(&data_dir)?;
+        let (mut command, data_dir) = accountd_command(&["serve"])?;
         let log = std::fs::File::create(data_dir.join("server.log"))?;
-        let key = base64::Engine::encode(
-            &base64::engine::general_purpose::STANDARD,
-            rand::random::<[u8; 32]>(),
-        );
-        let mut command = Command::new(accountd_bin()?);
         command
-            .arg("serve")
-            .env_remove("DATABASE_URL")
-            .env_remove("NATS_URL")
             .env("ACCOUNTD_BIND", format!("127.0.0.1:{port}"))
-            .env("ACCOUNTD_DATA_DIR", &data_dir)
-            .env("ACCOUNTD_SECRET_KEY", key)
             // Every request comes from 127.0.0.1: the per-IP limit would measure itself.
             .env("ACCOUNTD_IP_RATE_LIMIT", "0")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
         let database = if args.embedded {
@@ -170,13 +157,7 @@ impl Server {
     /// (peak, current) resident memory of the started server in MiB (Linux `VmHWM`, `VmRSS`).
     fn memory_mib(&self) -> Option<(f64, f64)> {
         let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let field = |name: &str| -> Option<f64> {
-            let line = status.lines().find(|l| l.starts_with(name))?;
-            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib / 1024.0)
-        };
-        Some((field("VmHWM:")?, field("VmRSS:")?))
+        Some((status_mib(pid, "VmHWM:")?, status_mib(pid, "VmRSS:")?))
     }
 }
 
@@ -326,9 +307,39 @@ fn raw_argon2_blocking(duration: Duration) -> f64 {
     hashes as f64 / started.elapsed().as_secs_f64()
 }
 
+/// `accountd ARGS` as the benchmarks start it: a fresh data folder (returned; the caller removes
+/// it), a random secret key, warnings only, no database or bus inherited from the environment.
+pub(crate) fn accountd_command(args: &[&str]) -> anyhow::Result<(Command, PathBuf)> {
+    let data_dir =
+        std::env::temp_dir().join(format!("accountd_bench_{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&data_dir)?;
+    let key = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        rand::random::<[u8; 32]>(),
+    );
+    let mut command = Command::new(accountd_bin()?);
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .env("ACCOUNTD_DATA_DIR", &data_dir)
+        .env("ACCOUNTD_SECRET_KEY", key)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    Ok((command, data_dir))
+}
+
+/// A field of `/proc/<pid>/status` given in kB (`VmHWM`, `VmRSS`), in MiB (Linux).
+pub(crate) fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 /// The `accountd` binary to start: `ACCOUNTD_BIN`, else `accountd` in this binary's folder
 /// (`target/release/` after `cargo build --release -p gateway -p bench`).
-pub(crate) fn accountd_bin() -> anyhow::Result<PathBuf> {
+fn accountd_bin() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ACCOUNTD_BIN") {
         return Ok(PathBuf::from(bin));
     }

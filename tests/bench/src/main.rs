@@ -162,14 +162,6 @@ async fn run(bench: Bench) -> anyhow::Result<()> {
     }
 }
 
-/// A field of this process's `/proc/self/status` given in kB (`VmHWM`, `VmRSS`), in MiB.
-fn memory_mib(field: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
 /// Generates a realistic history, writes it to a scratch database, then rebuilds the read models
 /// from it. The baseline in the same run is a plain sequential scan of the same events.
 async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyhow::Result<()> {
@@ -209,11 +201,6 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
         scanned += batch.len();
     }
     let scan_rate = scanned as f64 / scan.elapsed().as_secs_f64();
-    // Reset the peak-memory mark (Linux) to what is resident now. That is not nothing: the
-    // allocator keeps much of the generated history's memory after it is freed, and the rebuild
-    // reuses some of it, so the rebuild's own memory is measured in a process of its own below.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let resident_before = memory_mib("VmRSS:");
     let report = projections::rebuild::rebuild(Arc::new(log), &read, 5000).await?;
     let rate = report.events as f64 / report.seconds;
     println!(
@@ -226,81 +213,46 @@ async fn rebuild_bench(events: usize, accounts: usize, admin_url: &str) -> anyho
         report.seconds,
         rate / scan_rate
     );
-    if let (Some(before), Some(peak)) = (resident_before, memory_mib("VmHWM:")) {
-        println!(
-            "  resident memory of this process: {before:.0} MiB before the rebuild (the generator's \
-             leftovers), {peak:.0} MiB at its peak"
-        );
-    }
-    // The same rebuild as an operator runs it: its own process, whose peak holds nothing else.
-    match http::accountd_bin() {
-        Ok(bin) => {
-            let (said, peak) = rebuild_process(&bin, db.location()).await?;
-            println!("  accountd project rebuild, its own process: {said}");
-            println!("    peak resident memory of that process: {peak:.0} MiB");
-        }
-        Err(_) => {
-            println!("  (no accountd beside accountd-bench: the process's figures are left out)")
-        }
-    }
+    // The rebuild's memory, as an operator runs it: in a process of its own. This process's
+    // peak would mostly be the generator's: the allocator keeps the freed history resident.
+    let (said, peak) = rebuild_process(db.location()).await?;
+    println!("  accountd project rebuild, its own process: {said}");
+    println!("    peak resident memory of that process: {peak:.0} MiB");
     println!("goal (issue 16): >= 150000 events/s");
     Ok(())
 }
 
 /// Runs `accountd project rebuild` on `database`, reading its `VmHWM` every 10 ms while it runs;
 /// returns the line it printed and its peak resident memory in MiB.
-async fn rebuild_process(bin: &std::path::Path, database: &str) -> anyhow::Result<(String, f64)> {
-    let data_dir = std::env::temp_dir().join(format!(
-        "accountd_bench_rebuild_{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data_dir)?;
-    let key = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        rand::random::<[u8; 32]>(),
-    );
-    let mut child = tokio::process::Command::new(bin)
-        .args(["project", "rebuild"])
-        .env_remove("NATS_URL")
+async fn rebuild_process(database: &str) -> anyhow::Result<(String, f64)> {
+    let (mut command, data_dir) = http::accountd_command(&["project", "rebuild"])?;
+    let mut child = command
         .env("DATABASE_URL", database)
-        .env("ACCOUNTD_DATA_DIR", &data_dir)
-        .env("ACCOUNTD_SECRET_KEY", key)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .context("starting accountd project rebuild")?;
-    let status_file = format!("/proc/{}/status", child.id().unwrap_or_default());
-    let mut peak_kib = 0.0_f64;
+    let mut peak = 0.0_f64;
     let status = loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file) {
-            let hwm = status.lines().find(|l| l.starts_with("VmHWM:"));
-            if let Some(kib) = hwm.and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()) {
-                peak_kib = peak_kib.max(kib);
-            }
+        if let Some(hwm) = http::status_mib(child.id(), "VmHWM:") {
+            peak = peak.max(hwm);
         }
-        tokio::select! {
-            status = child.wait() => break status?,
-            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        if let Some(status) = child.try_wait()? {
+            break status;
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let mut out = String::new();
     if let Some(mut stdout) = child.stdout.take() {
-        tokio::io::AsyncReadExt::read_to_string(&mut stdout, &mut out).await?;
+        std::io::Read::read_to_string(&mut stdout, &mut out)?;
     }
     let _ = std::fs::remove_dir_all(&data_dir);
     anyhow::ensure!(
         status.success(),
         "accountd project rebuild failed: {status}"
     );
-    let said = out
-        .lines()
-        .find(|l| l.starts_with("rebuilt"))
-        .unwrap_or("")
-        .to_owned();
-    Ok((said, peak_kib / 1024.0))
+    let said = out.lines().find(|l| l.starts_with("rebuilt")).unwrap_or("");
+    Ok((said.to_owned(), peak))
 }
 
 /// Known and unknown inputs alternate, one request at a time, so both see the same machine.
